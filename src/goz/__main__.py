@@ -1,0 +1,5 @@
+import sys
+
+from goz.cli import main
+
+sys.exit(main())

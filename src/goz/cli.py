@@ -1,0 +1,59 @@
+"""The `goz` console script: a thin layer over the stage functions.
+
+Each module in `goz.commands` contributes its subcommands through `add_commands(subparsers)`;
+they are discovered here so that a stage owns its own CLI glue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+import goz
+import goz.commands
+from goz.errors import GozError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="goz",
+        description="GOZ benchmark toolkit: download, extract, embed, split, bench, report.",
+    )
+    parser.add_argument("--version", action="version", version=f"goz {goz.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = [
+        importlib.import_module(f"goz.commands.{info.name}")
+        for info in pkgutil.iter_modules(goz.commands.__path__)
+    ]
+    # ORDER keeps `goz --help` in pipeline order rather than alphabetical order.
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
+        module.add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except GozError as error:
+        print(f"goz: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("goz: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Splits: ordered lists of WordNet ids.
+
+Built-in splits are fetched on first use from their published source at a pinned commit,
+checked by sha256 and cached under GOZ_HOME. Any split can also be a text file (one wnid per
+line, `#` comments) or a pickled list of str, which is read WITHOUT executing pickle code.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from goz.errors import SplitError
+from goz.home import Asset, fetch_asset
+
+WNID_PATTERN = re.compile(r"^n\d{8}$")
+GOZ_REPOSITORY = "https://raw.githubusercontent.com/TristHas/GOZ/d53cf286696301f4e0b3811c3828281368f99cbd"
+
+
+@dataclass(frozen=True)
+class BuiltinSplit:
+    """A named split: the asset holding it and how to read the wnid list out of that file."""
+
+    asset: Asset
+    read: Callable[[Path], list[str]]
+    description: str
+
+
+def read_pickled_wnids(path: str | Path) -> list[str]:
+    """A pickled list of str, read by an unpickler that refuses every global: nothing can run."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            value = _ListOfStrUnpickler(io.BytesIO(handle.read())).load()
+    except SplitError:
+        raise
+    except Exception as error:  # any malformed pickle: truncated, wrong protocol, bad opcode
+        raise SplitError(f"{path}: not a readable pickled list of WordNet ids ({error})") from None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SplitError(f"{path}: expected a pickled list of str, found {type(value).__name__}")
+    return value
+
+
+class _ListOfStrUnpickler(pickle.Unpickler):
+    # A list of str needs no global; every code-execution path of pickle goes through find_class.
+    def find_class(self, module: str, name: str):
+        raise SplitError(f"refusing to load pickle that references {module}.{name}: "
+                         f"a split file must be a plain list of str")
+
+    def persistent_load(self, pid):
+        raise SplitError("refusing to load pickle with persistent ids: a split file must be a plain list of str")
+
+
+def read_text_wnids(path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SplitError(f"{path}: not a UTF-8 text file of WordNet ids") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+BUILTIN: dict[str, BuiltinSplit] = {
+    "goz_v1": BuiltinSplit(
+        Asset(f"{GOZ_REPOSITORY}/data/splits/goz_v1", "splits/goz_v1.pickle",
+              "d24d4270764035508a24e67b9c3cd03b005dd5a429e05f1dda62034c967e32bf"),
+        read_pickled_wnids, "GOZ v1 unseen test classes (500)"),
+    "ilsvrc2012": BuiltinSplit(
+        Asset(f"{GOZ_REPOSITORY}/data/splits/train", "splits/ilsvrc2012_train.pickle",
+              "ac621549bfd110aded32fb0ef61175e5260f3a791cf0fd890c63906e4aad712f"),
+        read_pickled_wnids, "ILSVRC-2012 seen training classes (1000)"),
+}
+
+
+def register(name: str, split: BuiltinSplit) -> None:
+    """Adds a built-in split (e.g. the hop-distance test sets) under `name`."""
+    BUILTIN[name] = split
+
+
+def load(name_or_path: str | Path) -> list[str]:
+    """A built-in split by name, or a split file (text or pickle). Validated: wnids, no duplicates."""
+    key = str(name_or_path)
+    if key in BUILTIN:
+        split = BUILTIN[key]
+        wnids, source = split.read(fetch_asset(split.asset)), key
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise SplitError(f"unknown split {key!r}: neither a built-in split "
+                             f"({', '.join(sorted(BUILTIN))}) nor an existing file")
+        wnids, source = (read_pickled_wnids(path) if _is_pickle(path) else read_text_wnids(path)), str(path)
+    return validate(wnids, source)
+
+
+def validate(wnids: Sequence[str], source: str = "split") -> list[str]:
+    bad = [w for w in wnids if not WNID_PATTERN.match(w)]
+    if bad:
+        raise SplitError(f"{source}: {len(bad)} entries are not WordNet ids (n + 8 digits), e.g. {bad[0]!r}")
+    seen: set[str] = set()
+    duplicates = [w for w in wnids if w in seen or seen.add(w)]
+    if duplicates:
+        raise SplitError(f"{source}: duplicate classes, e.g. {duplicates[0]}")
+    return list(wnids)
+
+
+def save(wnids: Sequence[str], path: str | Path) -> Path:
+    """Writes a text split file, one wnid per line (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(f"{w}\n" for w in validate(wnids)), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80" or path.suffix in {".pickle", ".pkl"}

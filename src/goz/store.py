@@ -1,0 +1,264 @@
+"""The GOZ HDF5 feature store.
+
+Layout, exactly as the published GOZ features use it::
+
+    images/<wnid>   float32 (N, D)   pooled visual features of class <wnid>
+    idx/<wnid>      int64   (N,)     original image ids, row for row
+
+Anything else (model, weights, preprocessing, versions) lives in optional attributes. A file
+written here opens with plain h5py code written for the original files, and vice versa.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from goz.errors import StoreError
+
+FEATURES_GROUP = "images"
+IDS_GROUP = "idx"
+WNID_PATTERN = re.compile(r"^n\d{8}$")
+
+
+def check_wnid(wnid: str, where: str = "") -> str:
+    if not isinstance(wnid, str) or not WNID_PATTERN.match(wnid):
+        raise StoreError(f"{where}not a WordNet id (n + 8 digits): {wnid!r}")
+    return wnid
+
+
+class FeatureStore:
+    """Read access to a GOZ feature store; classes are read lazily, one at a time.
+
+    >>> with FeatureStore("test_features.h5") as store:
+    ...     x = store.features("n00141669")          # (N, D) float32
+    ...     means = store.class_means(store.classes)  # (C, D) float64, streamed
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such feature store")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise StoreError(f"{self.path}: not a readable HDF5 file ({error})") from None
+        for group in (FEATURES_GROUP, IDS_GROUP):
+            if not isinstance(self._file.get(group), h5py.Group):
+                self._file.close()
+                raise StoreError(f"{self.path}: missing group '{group}' (not a GOZ feature store)")
+        self._features = self._file[FEATURES_GROUP]
+        self._ids = self._file[IDS_GROUP]
+        self.classes: list[str] = list(self._features.keys())
+        missing_ids = [wnid for wnid in self.classes if wnid not in self._ids]
+        if missing_ids:
+            raise StoreError(f"{self.path}: class {missing_ids[0]} has features but no '{IDS_GROUP}' "
+                             f"dataset ({len(missing_ids)} classes affected)")
+        self._checked: set[str] = set()
+        self._dim: int | None = None
+
+    # -- context manager ---------------------------------------------------------------------
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __contains__(self, wnid: object) -> bool:
+        return wnid in self._features
+
+    @property
+    def attrs(self) -> dict:
+        return {key: _plain(value) for key, value in self._file.attrs.items()}
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension, shared by every class (checked on access)."""
+        if self._dim is None:
+            if not self.classes:
+                raise StoreError(f"{self.path}: the store holds no class")
+            self._dim = self._dataset_shape(self.classes[0])[1]
+        return self._dim
+
+    # -- per-class access ----------------------------------------------------------------------
+    def _dataset_shape(self, wnid: str) -> tuple[int, int]:
+        """Validates the class's structure (not its values) and returns (N, D)."""
+        if wnid not in self._features:
+            raise StoreError(f"{self.path}: no class {wnid}")
+        features, ids = self._features[wnid], self._ids.get(wnid)
+        where = f"{self.path}: class {wnid}"
+        if not isinstance(features, h5py.Dataset) or features.ndim != 2:
+            raise StoreError(f"{where}: features must be a 2-d dataset (N, D), found "
+                             f"{getattr(features, 'shape', type(features).__name__)}")
+        if features.dtype.kind != "f":
+            raise StoreError(f"{where}: features must be floating point, found dtype {features.dtype}")
+        if not isinstance(ids, h5py.Dataset) or ids.ndim != 1:
+            raise StoreError(f"{where}: ids must be a 1-d dataset (N,), found "
+                             f"{getattr(ids, 'shape', type(ids).__name__)}")
+        if ids.dtype.kind not in "iu":
+            raise StoreError(f"{where}: ids must be integers, found dtype {ids.dtype}")
+        if ids.shape[0] != features.shape[0]:
+            raise StoreError(f"{where}: {features.shape[0]} feature rows but {ids.shape[0]} ids")
+        if self._dim is not None and features.shape[1] != self._dim:
+            raise StoreError(f"{where}: dimension {features.shape[1]} differs from the store's {self._dim}")
+        if self._dim is None:
+            self._dim = features.shape[1]
+        return features.shape
+
+    def count(self, wnid: str) -> int:
+        return self._dataset_shape(wnid)[0]
+
+    def counts(self, wnids: Sequence[str] | None = None) -> dict[str, int]:
+        return {wnid: self.count(wnid) for wnid in (self.classes if wnids is None else wnids)}
+
+    def ids(self, wnid: str, limit: int | None = None) -> np.ndarray:
+        n = self._dataset_shape(wnid)[0]
+        ids = self._ids[wnid][: n if limit is None else min(limit, n)].astype(np.int64)
+        if np.unique(ids).size != ids.size:
+            values, counts = np.unique(ids, return_counts=True)
+            raise StoreError(f"{self.path}: class {wnid}: duplicate image ids {values[counts > 1][:5].tolist()}")
+        return ids
+
+    def features(self, wnid: str, limit: int | None = None, dtype=np.float32) -> np.ndarray:
+        """The class's first `limit` feature rows (all if None), checked for NaN and inf."""
+        n = self._dataset_shape(wnid)[0]
+        rows = self._features[wnid][: n if limit is None else min(limit, n)]
+        _check_finite(rows, f"{self.path}: class {wnid}")
+        if wnid not in self._checked:
+            self.ids(wnid)  # duplicate-id check, once per class
+            self._checked.add(wnid)
+        return rows.astype(dtype, copy=False)
+
+    # -- many classes ----------------------------------------------------------------------------
+    def load(self, wnids: Sequence[str] | None = None, per_class: int | None = None,
+             dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """Features of `wnids` (in that order) stacked into one array, and labels 0..len(wnids)-1.
+
+        Preallocates the result so peak memory is the result plus one class.
+        """
+        wnids = self._resolve(wnids)
+        counts = [min(self.count(w), per_class) if per_class else self.count(w) for w in wnids]
+        features = np.empty((sum(counts), self.dim if wnids else 0), dtype=dtype)
+        labels = np.repeat(np.arange(len(wnids), dtype=np.int64), counts)
+        start = 0
+        for wnid, n in zip(wnids, counts):
+            features[start:start + n] = self.features(wnid, limit=n)
+            start += n
+        return features, labels
+
+    def iter_classes(self, wnids: Sequence[str] | None = None,
+                     per_class: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """(wnid, features) one class at a time: constant memory over any number of classes."""
+        for wnid in self._resolve(wnids):
+            yield wnid, self.features(wnid, limit=per_class)
+
+    def iter_batches(self, wnids: Sequence[str] | None = None, per_class: int | None = None,
+                     batch_size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(features, labels) in batches of about `batch_size` rows, classes in order."""
+        pending_x: list[np.ndarray] = []
+        pending_y: list[np.ndarray] = []
+        pending = 0
+        for label, (_, rows) in enumerate(self.iter_classes(wnids, per_class)):
+            pending_x.append(rows)
+            pending_y.append(np.full(len(rows), label, dtype=np.int64))
+            pending += len(rows)
+            if pending >= batch_size:
+                yield np.concatenate(pending_x), np.concatenate(pending_y)
+                pending_x, pending_y, pending = [], [], 0
+        if pending:
+            yield np.concatenate(pending_x), np.concatenate(pending_y)
+
+    def class_means(self, wnids: Sequence[str] | None = None, per_class: int | None = None) -> np.ndarray:
+        """(C, D) float64 per-class mean features, computed one class at a time."""
+        wnids = self._resolve(wnids)
+        means = np.zeros((len(wnids), self.dim if wnids else 0), dtype=np.float64)
+        for row, (wnid, rows) in enumerate(self.iter_classes(wnids, per_class)):
+            if len(rows) == 0:
+                raise StoreError(f"{self.path}: class {wnid} has no samples, its mean is undefined")
+            means[row] = rows.mean(axis=0, dtype=np.float64)
+        return means
+
+    def _resolve(self, wnids: Sequence[str] | None) -> list[str]:
+        if wnids is None:
+            return list(self.classes)
+        missing = [w for w in wnids if w not in self._features]
+        if missing:
+            raise StoreError(f"{self.path}: {len(missing)} requested classes are not in the store, "
+                             f"e.g. {', '.join(missing[:5])}")
+        return list(wnids)
+
+    # -- checks and summary ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Reads every class once; raises StoreError on the first problem (naming file and class)."""
+        for wnid in self.classes:
+            check_wnid(wnid, f"{self.path}: ")
+            for start in range(0, self.count(wnid), 65536):
+                _check_finite(self._features[wnid][start:start + 65536], f"{self.path}: class {wnid}")
+            self.ids(wnid)
+
+    def info(self) -> dict:
+        counts = self.counts()
+        return {
+            "path": str(self.path),
+            "classes": len(self.classes),
+            "samples": int(sum(counts.values())),
+            "dim": self.dim if self.classes else 0,
+            "min_per_class": min(counts.values(), default=0),
+            "max_per_class": max(counts.values(), default=0),
+            "size_bytes": self.path.stat().st_size,
+            "attrs": self.attrs,
+        }
+
+
+def _check_finite(rows: np.ndarray, where: str) -> None:
+    bad = rows.size - int(np.isfinite(rows).sum())
+    if bad:
+        raise StoreError(f"{where}: {bad} NaN or infinite feature values")
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def write_class(h5: h5py.File, wnid: str, features: np.ndarray, ids: np.ndarray) -> None:
+    """Writes one class into an open HDF5 file in the GOZ layout (float32 features, int64 ids)."""
+    check_wnid(wnid)
+    features = np.asarray(features, dtype=np.float32)
+    ids = np.asarray(ids, dtype=np.int64)
+    if features.ndim != 2 or ids.ndim != 1 or len(features) != len(ids):
+        raise StoreError(f"class {wnid}: need features (N, D) and ids (N,), got {features.shape} and {ids.shape}")
+    h5.require_group(FEATURES_GROUP).create_dataset(wnid, data=features)
+    h5.require_group(IDS_GROUP).create_dataset(wnid, data=ids)
+
+
+def write_store(path: str | Path, classes: dict[str, tuple[np.ndarray, np.ndarray]],
+                attrs: dict | None = None) -> Path:
+    """Writes a whole store at once: {wnid: (features, ids)}. Atomic: a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with h5py.File(temporary, "w") as h5:
+        h5.require_group(FEATURES_GROUP)
+        h5.require_group(IDS_GROUP)
+        for key, value in (attrs or {}).items():
+            h5.attrs[key] = value
+        for wnid, (features, ids) in classes.items():
+            write_class(h5, wnid, features, ids)
+    temporary.replace(path)
+    return path

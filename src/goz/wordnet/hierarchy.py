@@ -1,0 +1,201 @@
+"""A noun hierarchy (WordNet's, or a synthetic one in tests) and the graph queries goz needs.
+
+Edges go from a synset to its hypernyms and instance hypernyms ("parents"). WordNet is a DAG:
+a synset may have several parents, so ancestors are sets and depth is defined by paths.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from goz.errors import GozError
+
+
+@dataclass(frozen=True)
+class Synset:
+    wnid: str
+    lemmas: tuple[str, ...] = ()
+    lemma_counts: tuple[int, ...] = ()    # WordNet tag-count of each lemma in this sense
+    gloss: str = ""
+    hypernyms: tuple[str, ...] = ()
+    instance_hypernyms: tuple[str, ...] = ()
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return self.hypernyms + self.instance_hypernyms
+
+
+@dataclass
+class ClassGraph:
+    """The graph induced by some classes and all their ancestors, with a stable node order.
+
+    `parent_edges[i, j] == 1` when node j is a parent of node i (directed child -> parent).
+    """
+
+    wnids: list[str]
+    parent_edges: sp.csr_matrix
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self):
+        self.index = {wnid: i for i, wnid in enumerate(self.wnids)}
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+    def undirected_adjacency(self) -> sp.csr_matrix:
+        """Symmetric 0/1 adjacency without self-loops."""
+        adjacency = self.parent_edges + self.parent_edges.T
+        adjacency.data[:] = 1.0
+        return adjacency.tocsr()
+
+
+class Hierarchy:
+    """Graph queries over a set of synsets. Construct from `Synset`s or from (child, parent) pairs."""
+
+    def __init__(self, synsets: Iterable[Synset]):
+        self.synsets: dict[str, Synset] = {s.wnid: s for s in synsets}
+        self._children: dict[str, list[str]] = {wnid: [] for wnid in self.synsets}
+        for synset in self.synsets.values():
+            for parent in synset.parents:
+                if parent not in self.synsets:
+                    raise GozError(f"hierarchy: {synset.wnid} has unknown parent {parent}")
+                self._children[parent].append(synset.wnid)
+        self._ancestors: dict[str, frozenset[str]] = {}
+
+    @classmethod
+    def from_edges(cls, edges: Iterable[tuple[str, str]], lemmas: dict[str, Sequence[str]] | None = None) -> Hierarchy:
+        """A hierarchy from (child, parent) pairs, e.g. a synthetic tree in tests."""
+        parents: dict[str, list[str]] = {}
+        for child, parent in edges:
+            parents.setdefault(child, []).append(parent)
+            parents.setdefault(parent, [])
+        lemmas = lemmas or {}
+        return cls(Synset(w, tuple(lemmas.get(w, ())), tuple(1 for _ in lemmas.get(w, ())), "", tuple(p))
+                   for w, p in parents.items())
+
+    # -- basic lookups -----------------------------------------------------------------------------
+    def __contains__(self, wnid: object) -> bool:
+        return wnid in self.synsets
+
+    def __len__(self) -> int:
+        return len(self.synsets)
+
+    def _get(self, wnid: str) -> Synset:
+        try:
+            return self.synsets[wnid]
+        except KeyError:
+            raise GozError(f"{wnid} is not a synset of this hierarchy") from None
+
+    def lemmas(self, wnid: str) -> tuple[str, ...]:
+        return self._get(wnid).lemmas
+
+    def gloss(self, wnid: str) -> str:
+        return self._get(wnid).gloss
+
+    def parents(self, wnid: str) -> tuple[str, ...]:
+        return self._get(wnid).parents
+
+    def children(self, wnid: str) -> list[str]:
+        self._get(wnid)
+        return list(self._children[wnid])
+
+    @cached_property
+    def roots(self) -> list[str]:
+        return [w for w, s in self.synsets.items() if not s.parents]
+
+    # -- transitive queries ------------------------------------------------------------------------
+    def ancestors(self, wnid: str) -> frozenset[str]:
+        """Every synset reachable through parents (excluding `wnid`), memoized."""
+        cached = self._ancestors.get(wnid)
+        if cached is not None:
+            return cached
+        # Iterative post-order so deep chains cannot overflow the recursion limit.
+        stack = [wnid]
+        while stack:
+            node = stack[-1]
+            pending = [p for p in self._get(node).parents if p not in self._ancestors]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            result: set[str] = set()
+            for parent in self.synsets[node].parents:
+                result.add(parent)
+                result |= self._ancestors[parent]
+            self._ancestors[node] = frozenset(result)
+        return self._ancestors[wnid]
+
+    def descendants(self, wnid: str) -> set[str]:
+        self._get(wnid)
+        found: set[str] = set()
+        queue = deque(self._children[wnid])
+        while queue:
+            node = queue.popleft()
+            if node not in found:
+                found.add(node)
+                queue.extend(self._children[node])
+        return found
+
+    def is_ancestor(self, ancestor: str, wnid: str) -> bool:
+        return ancestor in self.ancestors(wnid)
+
+    def depth(self, wnid: str, longest: bool = False) -> int:
+        """Edges on the shortest (or longest) path from `wnid` up to a root."""
+        parents = self.parents(wnid)
+        if not parents:
+            return 0
+        depths = [self.depth(parent, longest) for parent in parents]
+        return 1 + (max(depths) if longest else min(depths))
+
+    def hop_distance(self, a: str, b: str) -> int:
+        """Undirected shortest-path length between two synsets (edges = parent links)."""
+        self._get(b)
+        return self.hop_distances([a], max_hops=None).get(b, -1)
+
+    def hop_distances(self, sources: Iterable[str], max_hops: int | None = None) -> dict[str, int]:
+        """Multi-source undirected BFS: distance of every reachable synset to the nearest source."""
+        distance: dict[str, int] = {}
+        queue: deque[str] = deque()
+        for source in sources:
+            self._get(source)
+            if source not in distance:
+                distance[source] = 0
+                queue.append(source)
+        while queue:
+            node = queue.popleft()
+            d = distance[node]
+            if max_hops is not None and d >= max_hops:
+                continue
+            for neighbour in (*self.synsets[node].parents, *self._children[node]):
+                if neighbour not in distance:
+                    distance[neighbour] = d + 1
+                    queue.append(neighbour)
+        return distance
+
+    def lowest_common_ancestor(self, a: str, b: str) -> str | None:
+        """The common ancestor (or a/b itself) that is deepest, i.e. the most specific; None if none."""
+        up_a = self.ancestors(a) | {a}
+        common = up_a & (self.ancestors(b) | {b})
+        if not common:
+            return None
+        return max(sorted(common), key=lambda w: self.depth(w, longest=True))
+
+    def induced_graph(self, wnids: Sequence[str]) -> ClassGraph:
+        """`wnids` (first, in order) plus all their ancestors (sorted), with parent edges among them."""
+        nodes = list(dict.fromkeys(wnids))
+        extra = sorted({a for w in nodes for a in self.ancestors(w)} - set(nodes))
+        nodes += extra
+        index = {w: i for i, w in enumerate(nodes)}
+        rows, cols = [], []
+        for wnid in nodes:
+            for parent in self.synsets[wnid].parents:
+                rows.append(index[wnid])
+                cols.append(index[parent])
+        edges = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(nodes), len(nodes)))
+        return ClassGraph(nodes, edges)
