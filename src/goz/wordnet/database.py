@@ -142,7 +142,7 @@ def resource_counts(synsets: Iterable[Synset]) -> dict[str, int]:
 
 
 def write_resource(synsets: Iterable[Synset], metadata: dict, path: str | Path) -> Path:
-    """Writes the compact resource (gzip'd TSV, deterministic bytes: no timestamp in the gzip header)."""
+    """Writes the compact resource (gzip'd TSV, deterministic bytes: no name or timestamp in the gzip header)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -154,7 +154,7 @@ def write_resource(synsets: Iterable[Synset], metadata: dict, path: str | Path) 
         rows.append("\t".join(fields))
     text = "# " + json.dumps(metadata, sort_keys=True) + "\n" + "\n".join(rows) + "\n"
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as handle:
+    with open(temporary, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as handle:
         handle.write(text.encode("utf-8"))
     temporary.replace(path)
     return path

@@ -131,7 +131,8 @@ class Hierarchy:
             numbers = synset.sense_numbers or (0,) * len(synset.lemmas)
             for lemma, number in zip(synset.lemmas, numbers):
                 numbered.setdefault(lemma.lower(), []).append((number, synset.wnid))
-        return {lemma: [wnid for _, wnid in sorted(pairs)] for lemma, pairs in numbered.items()}
+        # dict.fromkeys: a synset listing a lemma twice in different case ("Paris", "paris") counts once.
+        return {lemma: list(dict.fromkeys(wnid for _, wnid in sorted(pairs))) for lemma, pairs in numbered.items()}
 
     @staticmethod
     def _lemma_key(word: str) -> str:
