@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import logging
 import re
 import zipfile
@@ -146,7 +147,8 @@ def _open_vectors(path: Path, member: str | None) -> Iterator[tuple[BinaryIO, in
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 info = _zip_member(archive, path, member)
-                with archive.open(info) as stream:
+                # ZipExtFile.readline is pure Python: a C buffer on top halves the time per line.
+                with io.BufferedReader(archive.open(info), buffer_size=_CHUNK) as stream:
                     yield stream, info.file_size, f"{path}:{info.filename}"
         elif path.suffix == ".gz":
             with gzip.open(path, "rb") as stream:
