@@ -12,6 +12,7 @@ Multi-valued columns are space-separated (WordNet lemmas never contain spaces or
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import json
@@ -160,23 +161,27 @@ def write_resource(synsets: Iterable[Synset], metadata: dict, path: str | Path) 
     return path
 
 
-def _split(field: str) -> tuple[str, ...]:
-    return tuple(field.split(" ")) if field else ()
-
-
 def read_resource(path: str | Path) -> Hierarchy:
     """The hierarchy stored by `write_resource`; its header metadata becomes `Hierarchy.attrs`."""
     path = Path(path)
+    # The cyclic GC would rescan the growing heap of synsets many times over: paused, loading is 2x faster.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             header, *rows = handle.read().splitlines()
         metadata = json.loads(header[2:])
-        synsets = []
-        for wnid, lemmas, counts, senses, hypernyms, instances, gloss in (row.split("\t") for row in rows):
-            synsets.append(Synset(wnid, _split(lemmas), tuple(map(int, _split(counts))), gloss, _split(hypernyms),
-                                  _split(instances), tuple(map(int, _split(senses)))))
+        synsets = [
+            Synset(wnid, tuple(lemmas.split()), tuple(map(int, counts.split())), gloss, tuple(hypernyms.split()),
+                   tuple(instances.split()), tuple(map(int, senses.split())))
+            for wnid, lemmas, counts, senses, hypernyms, instances, gloss in (row.split("\t") for row in rows)
+        ]
+        hierarchy = Hierarchy(synsets, attrs=metadata)
     except (OSError, EOFError, ValueError) as error:
         raise GozError(f"{path}: not a goz WordNet resource ({error})") from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if resource_counts(synsets) != {k: metadata.get(k) for k in resource_counts([])}:
         raise GozError(f"{path}: the synsets do not match the counts in the header (truncated or edited file)")
-    return Hierarchy(synsets, attrs=metadata)
+    return hierarchy
