@@ -133,7 +133,7 @@ def test_unneeded_bad_values_and_words_with_spaces_are_not_parsed(tmp_path):
 def test_malformed_binary_and_wrong_format(tmp_path):
     path = tmp_path / "vectors.bin"
     path.write_bytes(word2vec_binary()[:-10])
-    with pytest.raises(GozError, match="truncated in word 8 of the 8"):
+    with pytest.raises(GozError, match="truncated: word 8 of the 8 announced is incomplete"):
         load_word_vectors(path, ["dog"])
     path.write_bytes(b"not a header\n")
     with pytest.raises(GozError, match="expected a header line"):
@@ -146,6 +146,12 @@ def test_malformed_binary_and_wrong_format(tmp_path):
         load_word_vectors(glove, ["dog"], fmt="elmo")
     with pytest.raises(GozError, match="no such word-vector file"):
         load_word_vectors(tmp_path / "absent.txt", ["dog"])
+    archive = write_every_format(tmp_path)["glove.zip"]
+    data = bytearray(archive.read_bytes())
+    data[60:90] = b"\xff" * 30  # inside the first member's compressed data
+    archive.write_bytes(bytes(data))
+    with pytest.raises(GozError, match="glove.zip: cannot read the word-vector file"):
+        load_word_vectors(archive, ["dog"], member="glove.2d.txt")
 
 
 def test_classes_outside_the_hierarchy_or_without_any_word_are_errors(tmp_path):

@@ -16,6 +16,7 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,7 @@ def _open_vectors(path: Path, member: str | None) -> Iterator[tuple[BinaryIO, in
         else:
             with open(path, "rb") as stream:
                 yield stream, path.stat().st_size, str(path)
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise GozError(f"{path}: cannot read the word-vector file ({error})") from None
 
 
@@ -213,8 +214,10 @@ def _read_text(stream: BinaryIO, name: str, fmt: str, needed: set[bytes] | None,
             skipped += 1
             continue
         word = line[:line.index(b" ")]
-        if (needed is None or word in needed) and word.decode("utf-8", "replace") not in found:
-            found[word.decode("utf-8", "replace")] = _parse_vector(line[len(word) + 1:], dim, f"{name}:{number}")
+        if needed is None or word in needed:
+            key = word.decode("utf-8", "replace")
+            if key not in found:
+                found[key] = _parse_vector(line[len(word) + 1:], dim, f"{name}:{number}")
     progress.update(consumed - progress.n)
     if announced is not None and words != announced:
         raise GozError(f"{name}: the header announces {announced} words but the file holds {words} (truncated?)")
@@ -243,17 +246,17 @@ def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, progres
         while end < 0 or len(buffer) < end + 1 + record:
             chunk = stream.read(_CHUNK)
             if not chunk:
-                raise GozError(f"{name}: truncated in word {index + 1} of the {count} the header announces")
+                raise GozError(f"{name}: truncated: word {index + 1} of the {count} announced is incomplete")
             consumed += len(chunk)
             buffer, position = buffer[position:] + chunk, 0
             end = buffer.find(b" ", position)
         word = buffer[position:end].strip()
-        if (needed is None or word in needed) and word.decode("utf-8", "replace") not in found:
+        key = word.decode("utf-8", "replace") if needed is None or word in needed else None
+        if key is not None and key not in found:
             vector = np.frombuffer(buffer, dtype="<f4", count=dim, offset=end + 1).astype(np.float32)
             if not np.isfinite(vector).all():
-                raise GozError(f"{name}: the vector of word {index + 1} ({word.decode('utf-8', 'replace')!r}) "
-                               "holds NaN or infinite values")
-            found[word.decode("utf-8", "replace")] = vector
+                raise GozError(f"{name}: the vector of word {index + 1} ({key!r}) holds NaN or infinite values")
+            found[key] = vector
         position = end + 1 + record
         if index % 8192 == 0:
             progress.update(consumed - progress.n)
