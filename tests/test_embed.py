@@ -162,7 +162,7 @@ def test_classes_outside_the_hierarchy_or_without_any_word_are_errors(tmp_path):
         embed(path, ["n00000005"], HIERARCHY)
 
 
-def test_cli_embeds_split_classes_with_the_packaged_wordnet(tmp_path, capsys):
+def test_cli_embeds_split_classes_with_the_packaged_wordnet(tmp_path, capsys, monkeypatch):
     # Real WordNet 3.0: dog (n02084071), Chihuahua (n02085620), cat (n02121620), a classless one.
     words = {"dog": [1.0, 0.0], "domestic": [0.0, 1.0], "chihuahua": [3.0, 4.0], "cat": [0.0, 2.0]}
     archive = tmp_path / "glove.6B.zip"
@@ -183,3 +183,6 @@ def test_cli_embeds_split_classes_with_the_packaged_wordnet(tmp_path, capsys):
     np.testing.assert_allclose(table.vector("n02085620"), [0.6, 0.8], atol=1e-6)
     assert main(["embed", "--vectors", str(tmp_path / "none.zip"), "--classes", str(seen), "--out", str(out)]) == 2
     assert "no such word-vector file" in capsys.readouterr().err
+    monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
+    assert main(["embed", "--classes", str(seen), "--out", str(out)]) == 2  # default: GOZ_HOME/glove/glove.6B.zip
+    assert f"{tmp_path / 'home' / 'glove' / 'glove.6B.zip'}: no such word-vector file" in capsys.readouterr().err

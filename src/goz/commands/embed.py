@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from goz import splits
+from goz.home import data_home
 from goz.semantics import VECTOR_FORMATS, embed
 
 ORDER = 50
@@ -10,10 +11,11 @@ ORDER = 50
 
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser("embed", help="build class semantics from word vectors (GloVe, word2vec, fastText)")
-    parser.add_argument("--vectors", required=True,
-                        help="word-vector file: .txt, .vec, .bin, .gz, or a .zip such as GloVe's glove.6B.zip")
-    parser.add_argument("--classes", required=True, nargs="+", metavar="SPLIT",
-                        help="split names (goz_v1, ilsvrc2012) or split files; their classes are embedded")
+    parser.add_argument("--vectors", default=str(data_home() / "glove" / "glove.6B.zip"),
+                        help="word-vector file: .txt, .vec, .bin, .gz, or a .zip such as GloVe's glove.6B.zip "
+                             "(default: %(default)s, where `goz fetch` puts it)")
+    parser.add_argument("--classes", nargs="+", metavar="SPLIT", default=["ilsvrc2012", "goz_v1"],
+                        help="split names or split files whose classes are embedded (default: %(default)s)")
     parser.add_argument("--out", required=True, help="semantics table to write (.h5, or .npz)")
     parser.add_argument("--format", choices=VECTOR_FORMATS, help="file format (default: guessed from name and first line)")
     parser.add_argument("--member", help="file to read inside a .zip (default: the largest, e.g. glove.6B.300d.txt)")
