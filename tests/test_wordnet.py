@@ -158,3 +158,12 @@ def test_cli_show_synset_and_word(capsys):
     assert "hot dog: 3 noun sense(s)" in out and "2. n07697537 hotdog, hot_dog, red_hot" in out
     assert main(["wordnet", "show", "xyzzy"]) == 2
     assert "neither a noun synset id nor a noun" in capsys.readouterr().err
+
+
+def test_from_edges_numbers_senses_in_order_of_appearance():
+    hierarchy = goz.wordnet.Hierarchy.from_edges([("river_bank", "land"), ("money_bank", "firm")],
+                                                 lemmas={"river_bank": ["bank", "shore"], "money_bank": ["Bank"]})
+    assert hierarchy.synsets["money_bank"].sense_numbers == (2,)
+    assert hierarchy.senses("bank") == ["river_bank", "money_bank"]
+    assert hierarchy.is_most_frequent_sense("river_bank", "bank")
+    assert not hierarchy.is_most_frequent_sense("money_bank")
