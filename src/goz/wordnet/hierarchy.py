@@ -68,6 +68,7 @@ class Hierarchy:
                 if parent not in self.synsets:
                     raise GozError(f"hierarchy: {synset.wnid} has unknown parent {parent}")
                 self._children[parent].append(synset.wnid)
+        self._parents: dict[str, tuple[str, ...]] = {wnid: s.parents for wnid, s in self.synsets.items()}
         self._ancestors: dict[str, frozenset[str]] = {}
         self._depths: dict[tuple[str, bool], int] = {}
 
@@ -155,24 +156,27 @@ class Hierarchy:
     # -- transitive queries ------------------------------------------------------------------------
     def ancestors(self, wnid: str) -> frozenset[str]:
         """Every synset reachable through parents (excluding `wnid`), memoized."""
-        cached = self._ancestors.get(wnid)
+        memo = self._ancestors
+        cached = memo.get(wnid)
         if cached is not None:
             return cached
+        self._get(wnid)
+        parents_of = self._parents
         # Iterative post-order so deep chains cannot overflow the recursion limit.
         stack = [wnid]
         while stack:
             node = stack[-1]
-            pending = [p for p in self._get(node).parents if p not in self._ancestors]
+            parents = parents_of[node]
+            pending = [p for p in parents if p not in memo]
             if pending:
                 stack.extend(pending)
                 continue
             stack.pop()
-            result: set[str] = set()
-            for parent in self.synsets[node].parents:
-                result.add(parent)
-                result |= self._ancestors[parent]
-            self._ancestors[node] = frozenset(result)
-        return self._ancestors[wnid]
+            if len(parents) == 1:
+                memo[node] = memo[parents[0]].union(parents)
+            else:
+                memo[node] = frozenset(parents).union(*(memo[p] for p in parents))
+        return memo[wnid]
 
     def descendants(self, wnid: str) -> set[str]:
         self._get(wnid)
