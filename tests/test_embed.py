@@ -19,6 +19,7 @@ WORDS = {
     "ice": [9.0, 9.0, 9.0, 9.0],
     "york": [0.0, 2.0, 0.0, 0.0],
     "toy": [0.5, 0.5, -1.5, 3.25],
+    "X-Ray": [1.0, -1.0, 1.0, -1.0],
     "unused": [7.0, 7.0, 7.0, 7.0],
 }
 HIERARCHY = Hierarchy([
@@ -27,8 +28,9 @@ HIERARCHY = Hierarchy([
     Synset("n00000003", ("ice_cream", "frozen_dessert"), hypernyms=("n00000001",)),
     Synset("n00000004", ("New York", "toy-like-York"), hypernyms=("n00000001",)),
     Synset("n00000005", ("unicorn", "mythical_beast"), hypernyms=("n00000001",)),
+    Synset("n00000006", ("dog_toy-york", "X-ray_dog"), hypernyms=("n00000001",)),
 ])
-CLASSES = ["n00000002", "n00000003", "n00000004", "n00000005"]
+CLASSES = ["n00000002", "n00000003", "n00000004", "n00000005", "n00000006"]
 V = {word: np.array(vector, np.float32) for word, vector in WORDS.items()}
 EXPECTED = {
     # dog; domestic_dog -> mean(domestic, dog); Canis_familiaris -> canis (familiaris unknown)
@@ -37,6 +39,9 @@ EXPECTED = {
     "n00000003": V["ice_cream"],
     # "New York" split on the space -> york; "toy-like-York" split on '-' -> mean(toy, york)
     "n00000004": np.mean([V["york"], (V["toy"] + V["york"]) / 2], axis=0),
+    # terms first, then '-' parts: dog_toy-york -> mean(dog, mean(toy, york)); X-ray_dog -> mean(x-ray, dog),
+    # the file's "X-Ray" matching once lower-cased
+    "n00000006": np.mean([(V["dog"] + (V["toy"] + V["york"]) / 2) / 2, (V["X-Ray"] + V["dog"]) / 2], axis=0),
 }
 
 
@@ -81,11 +86,11 @@ def test_every_format_gives_the_same_class_vectors(tmp_path, kind, caplog):
     path = write_every_format(tmp_path)[kind]
     with caplog.at_level(logging.WARNING):
         table = embed(path, CLASSES, HIERARCHY)
-    assert table.wnids == ["n00000002", "n00000003", "n00000004"]
+    assert table.wnids == ["n00000002", "n00000003", "n00000004", "n00000006"]
     for wnid, expected in EXPECTED.items():
         np.testing.assert_allclose(table.vector(wnid), expected, rtol=1e-6)
     assert table.attrs["missing_count"] == 1 and table.attrs["missing"] == "n00000005"
-    assert "1 of 4 classes have no word vector" in caplog.text and "n00000005" in caplog.text
+    assert "1 of 5 classes have no word vector" in caplog.text and "n00000005" in caplog.text
     expected_format = {"zip": "glove", "txt": "glove", "gz": "glove", "vec": "fasttext", "bin": "word2vec-bin"}
     assert table.attrs["format"] == ("word2vec" if kind == "word2vec.txt" else expected_format[kind.split(".")[-1]])
 
@@ -96,6 +101,8 @@ def test_only_the_needed_words_are_kept_and_zip_member_can_be_chosen(tmp_path):
     small = load_word_vectors(files["glove.zip"], ["dog"], member="glove.2d.txt")
     np.testing.assert_array_equal(small["dog"], [1.0, 0.0])
     assert set(load_word_vectors(files["word2vec.bin"])) == set(WORDS)
+    assert "x-ray" not in load_word_vectors(files["word2vec.bin"], ["x-ray"])
+    assert set(load_word_vectors(files["word2vec.bin"], ["x-ray"], lowercase=True)) == {"x-ray"}
     with pytest.raises(GozError, match="no member 'glove.300d.txt'"):
         load_word_vectors(files["glove.zip"], ["dog"], member="glove.300d.txt")
 
@@ -122,6 +129,15 @@ def test_malformed_text_files_name_file_and_line(tmp_path, content, message):
         load_word_vectors(path, ["dog"])
 
 
+def test_lowercase_keeps_the_first_casing_of_a_word(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("Paris 1 2\nparis 3 4\nÉcole 5 6\n")
+    found = load_word_vectors(path, ["paris", "école"], lowercase=True)
+    np.testing.assert_array_equal(found["paris"], [1, 2])
+    np.testing.assert_array_equal(found["école"], [5, 6])
+    np.testing.assert_array_equal(load_word_vectors(path, ["paris"])["paris"], [3, 4])
+
+
 def test_unneeded_bad_values_and_words_with_spaces_are_not_parsed(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("dog 1 2\ncat x y\n. . . 5 6\n")
@@ -133,7 +149,7 @@ def test_unneeded_bad_values_and_words_with_spaces_are_not_parsed(tmp_path):
 def test_malformed_binary_and_wrong_format(tmp_path):
     path = tmp_path / "vectors.bin"
     path.write_bytes(word2vec_binary()[:-10])
-    with pytest.raises(GozError, match="truncated: word 8 of the 8 announced is incomplete"):
+    with pytest.raises(GozError, match=f"truncated: word {len(WORDS)} of the {len(WORDS)} announced is incomplete"):
         load_word_vectors(path, ["dog"])
     path.write_bytes(b"not a header\n")
     with pytest.raises(GozError, match="expected a header line"):

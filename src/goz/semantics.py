@@ -31,7 +31,7 @@ from goz.errors import GozError
 log = logging.getLogger(__name__)
 
 VECTOR_FORMATS = ("glove", "word2vec", "word2vec-bin", "fasttext")
-_LEMMA_PARTS = re.compile(r"[_\s-]+")
+_TERM_SEPARATORS = re.compile(r"[_\s]+")
 _CHUNK = 1 << 22
 
 
@@ -171,6 +171,11 @@ def _parse_vector(values: bytes, dim: int, where: str) -> np.ndarray:
     return vector
 
 
+def _lower(word: bytes) -> bytes:
+    """A UTF-8 word lower-cased (bytes.lower only folds ASCII, the common and fast case)."""
+    return word.lower() if word.isascii() else word.decode("utf-8", "replace").lower().encode("utf-8")
+
+
 def _header(line: bytes) -> tuple[int, int] | None:
     """(word count, dimension) when `line` is a word2vec/fastText header, else None."""
     fields = line.split()
@@ -179,7 +184,7 @@ def _header(line: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _read_text(stream: BinaryIO, name: str, fmt: str, needed: set[bytes] | None,
+def _read_text(stream: BinaryIO, name: str, fmt: str, needed: set[bytes] | None, lowercase: bool,
                progress: tqdm) -> tuple[dict[str, np.ndarray], str]:
     """(vectors of the needed words, the format found: glove without header, else word2vec/fasttext)."""
     first = stream.readline()
@@ -214,10 +219,13 @@ def _read_text(stream: BinaryIO, name: str, fmt: str, needed: set[bytes] | None,
             skipped += 1
             continue
         word = line[:line.index(b" ")]
+        values = line[len(word) + 1:]
+        if lowercase:
+            word = _lower(word)
         if needed is None or word in needed:
             key = word.decode("utf-8", "replace")
             if key not in found:
-                found[key] = _parse_vector(line[len(word) + 1:], dim, f"{name}:{number}")
+                found[key] = _parse_vector(values, dim, f"{name}:{number}")
     progress.update(consumed - progress.n)
     if announced is not None and words != announced:
         raise GozError(f"{name}: the header announces {announced} words but the file holds {words} (truncated?)")
@@ -231,7 +239,8 @@ def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, progress: tqdm) -> dict[str, np.ndarray]:
+def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, lowercase: bool,
+                 progress: tqdm) -> dict[str, np.ndarray]:
     header = _header(stream.readline())
     if header is None:
         raise GozError(f"{name}:1: expected a header line 'WORDS DIMENSION' (word2vec binary format)")
@@ -251,6 +260,8 @@ def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, progres
             buffer, position = buffer[position:] + chunk, 0
             end = buffer.find(b" ", position)
         word = buffer[position:end].strip()
+        if lowercase:
+            word = _lower(word)
         key = word.decode("utf-8", "replace") if needed is None or word in needed else None
         if key is not None and key not in found:
             vector = np.frombuffer(buffer, dtype="<f4", count=dim, offset=end + 1).astype(np.float32)
@@ -264,8 +275,8 @@ def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, progres
     return found
 
 
-def _read_word_vectors(path: Path, vocabulary: Iterable[str] | None, fmt: str | None,
-                       member: str | None) -> tuple[dict[str, np.ndarray], str, str]:
+def _read_word_vectors(path: Path, vocabulary: Iterable[str] | None, fmt: str | None, member: str | None,
+                       lowercase: bool) -> tuple[dict[str, np.ndarray], str, str]:
     """(vectors, name of the file read, format read)."""
     if fmt is not None and fmt not in VECTOR_FORMATS:
         raise GozError(f"unknown word-vector format {fmt!r} (choose from {', '.join(VECTOR_FORMATS)})")
@@ -275,13 +286,13 @@ def _read_word_vectors(path: Path, vocabulary: Iterable[str] | None, fmt: str | 
         with tqdm(total=size or None, unit="B", unit_scale=True, desc=f"reading {Path(name).name}",
                   disable=None, leave=False) as progress:
             if fmt == "word2vec-bin":
-                return _read_binary(stream, name, needed, progress), name, fmt
-            found, fmt = _read_text(stream, name, fmt, needed, progress)
+                return _read_binary(stream, name, needed, lowercase, progress), name, fmt
+            found, fmt = _read_text(stream, name, fmt, needed, lowercase, progress)
             return found, name, fmt
 
 
 def load_word_vectors(path: str | Path, vocabulary: Iterable[str] | None = None, *, fmt: str | None = None,
-                      member: str | None = None) -> dict[str, np.ndarray]:
+                      member: str | None = None, lowercase: bool = False) -> dict[str, np.ndarray]:
     """Word -> float32 vector for the words of `vocabulary` present in a word-vector file (every word
     when `vocabulary` is None); the file is read once, and only the vectors asked for are parsed.
 
@@ -289,34 +300,46 @@ def load_word_vectors(path: str | Path, vocabulary: Iterable[str] | None = None,
     with a `WORDS DIMENSION` header line), `word2vec-bin` (word2vec's binary format). `fmt=None`
     guesses from the name (.bin, .vec) or from the first line. Plain, `.gz` or inside a `.zip` (such as
     GloVe's own glove.6B.zip: `member` names the file, default the largest). The first occurrence of
-    a word wins. Malformed input is an error naming the file and line: a line with too few values,
+    a word wins; with `lowercase` the file's words are lower-cased first (so the first of "Paris" and
+    "paris" is kept under "paris"). Malformed input is an error naming the file and line: a line with too few values,
     a needed word with a non-numeric or non-finite value, a file shorter than its header announces.
     A line with more fields than the dimension is a word containing spaces and is skipped.
     """
-    return _read_word_vectors(Path(path), vocabulary, fmt, member)[0]
+    return _read_word_vectors(Path(path), vocabulary, fmt, member, lowercase)[0]
 
 
-def _lemma_words(lemma: str) -> tuple[str, list[str]]:
-    """(the lemma as one lower-case word, its parts when split on '_', spaces and '-')."""
+def _lemma_words(lemma: str) -> tuple[str, list[tuple[str, list[str]]]]:
+    """(the lemma lower-cased, its terms (split on '_' and spaces) each with its parts (split on '-'))."""
     word = lemma.lower()
-    return word, [part for part in _LEMMA_PARTS.split(word) if part]
+    return word, [(term, [part for part in term.split("-") if part]) for term in _TERM_SEPARATORS.split(word) if term]
 
 
 def _lemma_vector(lemma: str, vectors: dict[str, np.ndarray]) -> np.ndarray | None:
-    word, parts = _lemma_words(lemma)
+    """The lemma's vector; else the mean of its terms', a term missing being the mean of its parts'
+    (the two-level rule of the GloVe helper of DGP and GOZ)."""
+    word, terms = _lemma_words(lemma)
     if word in vectors:
         return vectors[word]
-    found = [vectors[part] for part in parts if part in vectors]
-    return np.mean(found, axis=0) if found else None
+    term_vectors = []
+    for term, parts in terms:
+        if term in vectors:
+            term_vectors.append(vectors[term])
+            continue
+        found = [vectors[part] for part in parts if part in vectors]
+        if found:
+            term_vectors.append(np.mean(found, axis=0))
+    return np.mean(term_vectors, axis=0) if term_vectors else None
 
 
 def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt: str | None = None,
           member: str | None = None, normalize: bool = False) -> SemanticsTable:
     """The semantics table of `wnids`: each class's vector is the mean of its lemmas' word vectors.
 
-    A lemma is looked up lower-cased; one missing from the vocabulary is split on '_', spaces and '-'
-    and its parts found are averaged (none found: the lemma contributes nothing), as the original
-    GOZ and DGP built their GloVe class vectors. Classes with no usable lemma get no vector: they
+    A lemma is looked up lower-cased, in the file's words lower-cased too. A lemma missing from the
+    vocabulary is split on '_' and spaces into terms and the terms found are averaged, a term missing
+    being split on '-' and replaced by the mean of its parts found; a lemma with nothing found
+    contributes nothing. This is how the original GOZ and DGP built their GloVe class vectors.
+    Classes with no usable lemma get no vector: they
     are reported in a warning and in `attrs["missing"]`. `hierarchy` defaults to the packaged
     WordNet 3.0 (`goz.wordnet.load()`); `normalize` scales each class vector to unit L2 norm.
     """
@@ -331,9 +354,11 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
     vocabulary = set()
     for wnid in wnids:
         for lemma in hierarchy.lemmas(wnid):
-            word, parts = _lemma_words(lemma)
-            vocabulary.update([word, *parts])
-    vectors, source, fmt = _read_word_vectors(Path(vectors_path), vocabulary, fmt, member)
+            word, terms = _lemma_words(lemma)
+            vocabulary.add(word)
+            for term, parts in terms:
+                vocabulary.update([term, *parts])
+    vectors, source, fmt = _read_word_vectors(Path(vectors_path), vocabulary, fmt, member, lowercase=True)
     if not vectors:
         raise GozError(f"{vectors_path}: not one word of the {len(wnids)} classes' lemmas is in this file")
     kept, rows, missing = [], [], []
