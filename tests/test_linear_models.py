@@ -1,4 +1,5 @@
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -146,11 +147,12 @@ def test_scoring_errors_are_goz_errors(problem):
         model.scores(problem.test_features[:, :5], problem.unseen_wnids)
 
 
-def test_bad_training_labels_are_a_goz_error(problem):
-    from dataclasses import replace
-    bad = replace(problem.data, labels=problem.data.labels + N_SEEN)
-    with pytest.raises(GozError, match="index the 24 seen classes"):
-        models.create("devise", **fast("devise")).fit(bad)
+@pytest.mark.parametrize("shift_labels, message", [(N_SEEN, "index the 24 seen classes"),
+                                                    (None, "no training sample")])
+def test_bad_training_labels_are_a_goz_error(problem, shift_labels, message):
+    labels = problem.data.labels + shift_labels if shift_labels else np.full_like(problem.data.labels, 5)
+    with pytest.raises(GozError, match=message):
+        models.create("devise", **fast("devise")).fit(replace(problem.data, labels=labels))
 
 
 @pytest.mark.parametrize("name", ["conse", "devise", "eszsl"])

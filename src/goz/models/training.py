@@ -59,7 +59,10 @@ def seen_classes(data: TrainingData, normalize: bool) -> SeenClasses:
     kept = {wnid: i for i, wnid in enumerate(wnids)}
     remap = np.array([kept.get(wnid, -1) for wnid in data.seen_wnids], dtype=np.int64)
     new_labels = remap[labels]
-    return SeenClasses(wnids, vectors, new_labels, np.flatnonzero(new_labels >= 0))
+    rows = np.flatnonzero(new_labels >= 0)
+    if not len(rows):
+        raise GozError("no training sample belongs to a seen class with a class vector: nothing to train on")
+    return SeenClasses(wnids, vectors, new_labels, rows)
 
 
 def candidate_vectors(semantics: SemanticsTable, candidates: Sequence[str]) -> np.ndarray:
