@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import torch
 from scipy.integrate import trapezoid
 
 from goz.errors import GozError
@@ -53,11 +54,12 @@ def _check(scores: np.ndarray, true: np.ndarray, n_candidates: int | None = None
     return scores, true.astype(np.int64)
 
 
-def _chunks(scores: np.ndarray, offsets: np.ndarray | None) -> Iterator[tuple[slice, np.ndarray]]:
-    """Row blocks of `scores` in float64, minus `offsets` (per candidate) when given."""
+def _chunks(scores: np.ndarray, offsets: np.ndarray | None,
+            dtype: type = np.float64) -> Iterator[tuple[slice, np.ndarray]]:
+    """Row blocks of `scores` in `dtype`, minus `offsets` (per candidate) when given."""
     for start in range(0, scores.shape[0], CHUNK_ROWS):
         rows = slice(start, min(start + CHUNK_ROWS, scores.shape[0]))
-        block = np.asarray(scores[rows], dtype=np.float64)
+        block = np.asarray(scores[rows], dtype=dtype)
         if np.isnan(block).any():
             raise GozError(f"scores hold NaN (rows {rows.start}..{rows.stop - 1}); the model diverged or is broken")
         yield rows, block if offsets is None else block - offsets
@@ -87,8 +89,9 @@ def topk_hits(scores: np.ndarray, true: np.ndarray, k_max: int = 5) -> np.ndarra
 def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
     """(n, min(k, n_candidates)) int64: the indices of the best-scored candidates, best first.
 
-    Equal scores are ordered by candidate index; unlike `topk_hits`, this list does not apply the
-    tie-is-a-miss rule (a true class tied with a better-listed one appears in the list).
+    Equal scores within the list are ordered by candidate index (which of several candidates tied
+    at the last place makes the list is up to torch.topk); unlike `topk_hits`, the list does not
+    apply the tie-is-a-miss rule (a true class tied with a better-listed one appears in it).
     """
     scores = np.asarray(scores)
     if scores.ndim != 2:
@@ -97,11 +100,10 @@ def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
         raise GozError(f"k must be at least 1, got {k}")
     k = min(k, scores.shape[1])
     predictions = np.empty((scores.shape[0], k), dtype=np.int64)
-    for rows, block in _chunks(scores, None):
-        # argpartition keeps this linear in the row length; only the k winners get sorted.
-        best = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < block.shape[1] else \
-            np.broadcast_to(np.arange(block.shape[1]), block.shape)
-        best_scores = np.take_along_axis(block, best, axis=1)
+    # Ranking needs no float64: compare in the scores' own precision (float16 widened to float32).
+    for rows, block in _chunks(scores, None, np.promote_types(scores.dtype, np.float32)):
+        # torch.topk selects without sorting whole rows (several times faster than np.argpartition).
+        best_scores, best = (t.numpy() for t in torch.from_numpy(block).topk(k, dim=1))
         order = np.lexsort((best, -best_scores), axis=1)
         predictions[rows] = np.take_along_axis(best, order, axis=1)
     return predictions
