@@ -1,8 +1,9 @@
 """Evaluation at the GOZ generalized scale: 60,000 samples x 1,500 candidates (float32 scores).
 
-Measures goz.evaluate (rank counting in row chunks, argpartition for the top-5 lists) side by
-side with the direct approach (argsort of whole rows), checks that both give the same numbers,
-and records time and peak extra memory (tracemalloc, numpy allocations). Run:
+Measures goz.evaluate (rank counting in row chunks, torch.topk per chunk for the top-5 lists)
+side by side with the direct approach (argsort of whole rows), checks that both give the same
+numbers, and records time and peak extra memory (tracemalloc sees numpy allocations, not torch's;
+the only torch allocations are the (chunk x 5) top-k lists). Run:
 
     PYTHONPATH=src python benchmarks/evaluate_scale.py [--samples 60000] [--candidates 1500]
 """
