@@ -9,7 +9,7 @@ gamma = lambda = 100. Seen classes without a class vector are dropped from train
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
-from goz.models.training import (candidate_vectors, check_scoring_input, linear_init, minibatch_rows,
+from goz.models.training import (SeenClasses, candidate_vectors, check_scoring_input, linear_init, minibatch_rows,
                                  resolve_device, row_chunks, seen_classes, to_tensor)
 
 
@@ -27,11 +27,11 @@ class _LinearBaseline(ZSLModel):
 
     device: str
 
-    def _start_fit(self, data: TrainingData, normalize: bool):
+    def _start_fit(self, data: TrainingData, normalize: bool) -> SeenClasses:
         self.device_ = resolve_device(self.device)
-        seen = seen_classes(data, normalize)
-        self.seen_wnids_ = seen.wnids
         self.semantics_ = data.semantics.normalized() if normalize else data.semantics
+        seen = seen_classes(data, self.semantics_)
+        self.seen_wnids_ = seen.wnids
         self.feature_dim_ = data.features.shape[1]
         return seen
 
@@ -41,7 +41,8 @@ class _LinearBaseline(ZSLModel):
         check_scoring_input(features, self.feature_dim_, self.name)
         return torch.from_numpy(candidate_vectors(self.semantics_, candidates)).to(self.device_)
 
-    def _score_rows(self, features: np.ndarray, n_candidates: int, score_block) -> np.ndarray:
+    def _score_rows(self, features: np.ndarray, n_candidates: int,
+                    score_block: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
         """Applies `score_block(float32 tensor) -> tensor` to row chunks; (n, C) float32 numpy."""
         scores = np.empty((features.shape[0], n_candidates), dtype=np.float32)
         with torch.no_grad():
@@ -50,7 +51,8 @@ class _LinearBaseline(ZSLModel):
         return scores
 
 
-def _adam_minibatches(model: ZSLModel, weight: torch.Tensor, rows: np.ndarray, loss_of_batch) -> None:
+def _adam_minibatches(model: ZSLModel, weight: torch.Tensor, rows: np.ndarray,
+                      loss_of_batch: Callable[[np.ndarray], torch.Tensor]) -> None:
     """Adam on `weight` over `model.n_batches` minibatches; `loss_of_batch(rows) -> scalar loss`."""
     optimizer = torch.optim.Adam([weight], lr=model.lr)
     batches = minibatch_rows(rows, model.batch_size, model.n_batches, model.seed)
@@ -112,7 +114,9 @@ class DeViSE(_LinearBaseline):
 
     A linear map M projects features into the semantic space; training minimizes the hinge rank
     loss of the original code: with s_c = sigmoid(<M x, v_c>) over the seen classes' unit vectors,
-    sum over wrong classes c of max(0, margin - s_true + s_c), averaged over the minibatch.
+    sum over wrong classes c of max(0, margin - s_true + s_c), averaged over the minibatch (the
+    original averaged over all batch x class entries, true class included: the same gradient up to
+    a constant factor, which Adam's updates do not see).
     Score: the dot product of M x with the candidate's unit class vector (for one sample this
     ranks candidates exactly like the cosine, since |M x| is common to all of them).
     """
@@ -151,8 +155,8 @@ class DeViSE(_LinearBaseline):
 class ESZSL(_LinearBaseline):
     """Embarrassingly simple zero-shot learning (Romera-Paredes & Torr 2015), closed form.
 
-    V = (X^T X + gamma I)^-1 X^T Y S (S^T S + lambda I)^-1 and score(x, c) = x V s_c^T, with S the
-    seen class vectors (C x d). Default (`per_sample=False`, the GOZ benchmark's variant): X holds
+    V = (X^T X + gamma I)^-1 X^T Y S (S^T S + lambda I)^-1 (`lam` is lambda) and score(x, c) =
+    x V s_c^T, with S the seen class vectors (C x d). Default (`per_sample=False`, the GOZ benchmark's variant): X holds
     the seen class-mean features (C x D) and Y is the identity. `per_sample=True`: X holds every
     training sample and Y their one-hot labels; X^T X and X^T Y are streamed over row chunks in
     float64 (Y is never materialized). The solve runs in float64; scoring in float32.

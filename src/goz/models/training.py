@@ -42,8 +42,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def seen_classes(data: TrainingData, normalize: bool) -> SeenClasses:
-    """Checks `data` and keeps the seen classes that have a vector (unit vectors when `normalize`)."""
+def seen_classes(data: TrainingData, semantics: SemanticsTable) -> SeenClasses:
+    """Checks `data` and keeps the seen classes that have a vector in `semantics`."""
     features, labels = data.features, np.asarray(data.labels)
     if getattr(features, "ndim", None) != 2:
         raise GozError(f"training features must be (N, D), got shape {getattr(features, 'shape', None)}")
@@ -52,7 +52,6 @@ def seen_classes(data: TrainingData, normalize: bool) -> SeenClasses:
     if len(labels) and (labels.min() < 0 or labels.max() >= len(data.seen_wnids)):
         raise GozError(f"training labels must index the {len(data.seen_wnids)} seen classes, "
                        f"got {labels.min()}..{labels.max()}")
-    semantics = data.semantics.normalized() if normalize else data.semantics
     wnids, vectors = semantics.select(data.seen_wnids, role="seen classes")
     if not wnids:
         raise GozError("none of the seen classes has a class vector: nothing to train on")
