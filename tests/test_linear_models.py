@@ -10,6 +10,7 @@ from goz.errors import GozError
 from goz.evaluate import evaluate
 from goz.models import TrainingData
 from goz.models import training as model_training
+from goz.models.linear import hinge_rank_loss
 from goz.semantics import SemanticsTable
 from goz.wordnet import Hierarchy
 
@@ -107,6 +108,33 @@ def test_eszsl_per_sample_variant_streams_to_the_closed_form(problem, monkeypatc
     one_hot = (problem.data.labels[rows][:, None] == np.array(kept)[None, :]).astype(np.float64)
     expected = eszsl_closed_form(problem.data.features[rows], one_hot, vectors, 3.0, 0.5)
     np.testing.assert_allclose(model.projection_.cpu().numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_hinge_rank_loss_by_hand():
+    similarities = torch.tensor([[0.9, 0.5, 0.1], [0.2, 0.6, 0.3]])
+    # row 0 (true 0): 0.3 + 0; row 1 (true 2): 0.6 + 1.0
+    assert hinge_rank_loss(similarities, torch.tensor([0, 2]), 0.7).item() == pytest.approx((0.3 + 1.6) / 2)
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_conse_and_devise_scores_follow_their_formulas(problem):
+    x = problem.test_features.astype(np.float64)
+    targets = unit(np.stack([problem.data.semantics.vector(w) for w in problem.unseen_wnids]))
+    conse = models.create("conse", **fast("conse")).fit(problem.data)
+    seen_vectors = unit(np.stack([problem.data.semantics.vector(w) for w in conse.seen_wnids_]))
+    logits = x @ conse.classifier_.cpu().numpy().T
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    top = np.argsort(-probabilities, axis=1)[:, :5]
+    embedding = unit(np.einsum("nt,ntd->nd", np.take_along_axis(probabilities, top, 1), seen_vectors[top]))
+    np.testing.assert_allclose(conse.scores(problem.test_features, problem.unseen_wnids), embedding @ targets.T,
+                               rtol=1e-4, atol=1e-5)
+    devise = models.create("devise", **fast("devise")).fit(problem.data)
+    np.testing.assert_allclose(devise.scores(problem.test_features, problem.unseen_wnids),
+                               x @ devise.projection_.cpu().numpy().T @ targets.T, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name, extra", [("conse", {}), ("devise", {}), ("eszsl", {}),

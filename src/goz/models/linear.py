@@ -108,6 +108,13 @@ class ConSE(_LinearBaseline):
         return self._score_rows(features, len(candidates), score_block)
 
 
+def hinge_rank_loss(similarities: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over samples of the sum over wrong classes c of max(0, margin - s_true + s_c)."""
+    true = labels.unsqueeze(1)
+    violations = torch.clamp(margin - similarities.gather(1, true) + similarities, min=0)
+    return violations.scatter(1, true, 0.0).sum(dim=1).mean()
+
+
 @register_model("devise")
 class DeViSE(_LinearBaseline):
     """Deep visual-semantic embedding (Frome et al. 2013), linear as in the GOZ benchmark.
@@ -138,9 +145,7 @@ class DeViSE(_LinearBaseline):
 
         def loss_of_batch(batch: np.ndarray) -> torch.Tensor:
             similarities = torch.sigmoid(to_tensor(data.features[batch], self.device_) @ weight.T @ vectors.T)
-            true = torch.from_numpy(seen.labels[batch]).to(self.device_).unsqueeze(1)
-            violations = torch.clamp(self.margin - similarities.gather(1, true) + similarities, min=0)
-            return violations.scatter(1, true, 0.0).sum(dim=1).mean()
+            return hinge_rank_loss(similarities, torch.from_numpy(seen.labels[batch]).to(self.device_), self.margin)
 
         _adam_minibatches(self, weight, seen.rows, loss_of_batch)
         self.projection_ = weight.detach()
