@@ -168,11 +168,13 @@ class ESZSL(_LinearBaseline):
     """
 
     def __init__(self, gamma: float = 100.0, lam: float = 100.0, per_sample: bool = False,
-                 normalize_semantics: bool = False, device: str = "cpu", progress: bool = True):
+                 normalize_semantics: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True):
         self.gamma = gamma
         self.lam = lam
         self.per_sample = per_sample
         self.normalize_semantics = normalize_semantics
+        # The closed form draws nothing at random; `seed` is accepted (and recorded) like every model's.
+        self.seed = seed
         self.device = device
         self.progress = progress
 
