@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from goz import splits
 from goz.errors import FetchError, StoreError
-from goz.home import FileCheck, PageHandler, data_home, fetch_file, install_file, sha256_of
+from goz.home import FileCheck, PageHandler, data_home, fetch_file, file_lock, install_file, sha256_of
 from goz.store import FeatureStore, check_wnid
 
 log = logging.getLogger(__name__)
@@ -291,22 +291,24 @@ def check_url_list(path: Path, lines: int = 100) -> None:
 def extract_url_list(archive: Path, destination: Path) -> Path:
     """Extracts fall11_urls.txt from the .tgz (that one member, streamed, atomically); FetchError if corrupt."""
     temporary = destination.with_name(destination.name + ".part")
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            member = next((m for m in tar if Path(m.name).name == IMAGENET_URLS_MEMBER and m.isfile()), None)
-            if member is None:
-                raise FetchError(f"{archive}: no {IMAGENET_URLS_MEMBER} in this archive")
-            with tar.extractfile(member) as reader, open(temporary, "wb") as writer, tqdm(
-                total=member.size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"extract {destination.name}",
-            ) as progress:
-                for block in iter(lambda: reader.read(1 << 20), b""):
-                    writer.write(block)
-                    progress.update(len(block))
-        check_url_list(temporary)
-    except (tarfile.TarError, zlib.error, EOFError, OSError, FetchError) as error:
-        temporary.unlink(missing_ok=True)
-        raise FetchError(f"{archive}: could not extract {IMAGENET_URLS_MEMBER} ({error})") from None
-    os.replace(temporary, destination)
+    with file_lock(destination):
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                member = next((m for m in tar if Path(m.name).name == IMAGENET_URLS_MEMBER and m.isfile()), None)
+                if member is None:
+                    raise FetchError(f"no {IMAGENET_URLS_MEMBER} in this archive")
+                with tar.extractfile(member) as reader, open(temporary, "wb") as writer, tqdm(
+                    total=member.size, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=f"extract {destination.name}",
+                ) as progress:
+                    for block in iter(lambda: reader.read(1 << 20), b""):
+                        writer.write(block)
+                        progress.update(len(block))
+            check_url_list(temporary)
+        except (tarfile.TarError, zlib.error, EOFError, OSError, FetchError) as error:
+            temporary.unlink(missing_ok=True)
+            raise FetchError(f"{archive}: could not extract {IMAGENET_URLS_MEMBER} ({error})") from None
+        os.replace(temporary, destination)
     return destination
 
 

@@ -92,7 +92,7 @@ def fetch_file(url: str, destination: str | Path, sha256: str | None = None, *,
     destination = Path(destination)
     hint = hint or f"if you have a copy of the file, put it at {destination}"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(destination):
+    with file_lock(destination):
         if not force and destination.exists() and (sha256 is None or sha256_of(destination) == sha256):
             return destination
         partial = destination.with_name(destination.name + ".part")
@@ -124,7 +124,7 @@ def install_file(source: str | Path, destination: str | Path, sha256: str | None
             raise FetchError(f"{source} was not installed: {error}") from None
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(destination.name + ".copy")
-    with _locked(destination):
+    with file_lock(destination):
         digest = hashlib.sha256()
         with open(source, "rb") as reader, open(temporary, "wb") as writer, tqdm(
             total=source.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
@@ -143,7 +143,7 @@ def install_file(source: str | Path, destination: str | Path, sha256: str | None
 
 
 @contextmanager
-def _locked(destination: Path) -> Iterator[None]:
+def file_lock(destination: Path) -> Iterator[None]:
     """Held while a file is fetched or installed: a second process waits, then finds it done."""
     lock = filelock.FileLock(destination.with_name(f".{destination.name}.lock"))
     try:
