@@ -5,6 +5,7 @@ import tarfile
 import zipfile
 
 import h5py
+import httpx
 import numpy as np
 import pytest
 from local_http import LocalServer
@@ -283,3 +284,10 @@ def test_imagenet_urls_from_local_copies(tmp_path):
     with pytest.raises(FetchError, match="line 1 is not"):
         fetch.fetch("imagenet-urls", source=tmp_path / "page.html", home=tmp_path / "c")
     assert not (tmp_path / "c" / "imagenet" / "fall11_urls.txt").exists()
+
+
+def test_drive_confirm_link_of_the_older_page():
+    page = '<html><a id="uc-download-link" href="/uc?export=download&amp;confirm=Ab_1&amp;id=XYZ">Download anyway</a></html>'
+    response = httpx.Response(200, html=page, request=httpx.Request("GET", "https://drive.example/uc?id=XYZ"))
+    assert fetch.drive_confirmation(response, page) == "https://drive.example/uc?export=download&confirm=Ab_1&id=XYZ"
+    assert fetch.drive_confirmation(response, "<html><title>Sign in</title></html>") is None

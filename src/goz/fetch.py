@@ -6,7 +6,6 @@ the same checks, and only then put where the other stages look for it by default
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import re
@@ -185,7 +184,7 @@ def drive_confirmation(response: httpx.Response, page: str) -> str | None:
         if name.startswith("download_warning"):
             return str(response.url.copy_merge_params({"confirm": value}))
     if parser.confirm_links:
-        return urljoin(str(response.url), html.unescape(parser.confirm_links[0]))
+        return urljoin(str(response.url), parser.confirm_links[0])  # HTMLParser already unescaped it
     reason = " ".join(parser.error_text)
     if reason:
         raise FetchError(f"Google Drive refused the download: {reason}")
@@ -194,14 +193,17 @@ def drive_confirmation(response: httpx.Response, page: str) -> str | None:
 
 def check_feature_layout(path: Path, *, check_values: bool = False) -> None:
     """The GOZ HDF5 layout: images/ and idx/ groups, every class a wnid with matching (N, D) and (N,)."""
-    with FeatureStore(path) as store:
-        if not store.classes:
-            raise StoreError(f"{path}: the store holds no class")
-        for wnid in store.classes:
-            check_wnid(wnid, f"{path}: ")
-            store.count(wnid)
-        if check_values:
-            store.validate()
+    try:
+        with FeatureStore(path) as store:
+            if not store.classes:
+                raise StoreError(f"{path}: the store holds no class")
+            for wnid in store.classes:
+                check_wnid(wnid, f"{path}: ")
+                store.count(wnid)
+            if check_values:
+                store.validate()
+    except (OSError, RuntimeError, KeyError, ValueError) as error:  # h5py's errors on damaged internals
+        raise StoreError(f"{path}: damaged HDF5 file ({error})") from None
 
 
 def _obtain_features(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:

@@ -91,7 +91,7 @@ def fetch_file(url: str, destination: str | Path, sha256: str | None = None, *,
     """
     destination = Path(destination)
     hint = hint or f"if you have a copy of the file, put it at {destination}"
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    _make_directory(destination.parent)
     with file_lock(destination):
         if not force and destination.exists() and (sha256 is None or sha256_of(destination) == sha256):
             return destination
@@ -122,24 +122,35 @@ def install_file(source: str | Path, destination: str | Path, sha256: str | None
             check(source)
         except GozError as error:
             raise FetchError(f"{source} was not installed: {error}") from None
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    _make_directory(destination.parent)
     temporary = destination.with_name(destination.name + ".copy")
     with file_lock(destination):
         digest = hashlib.sha256()
-        with open(source, "rb") as reader, open(temporary, "wb") as writer, tqdm(
-            total=source.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=f"copy {destination.name}", disable=quiet,
-        ) as progress:
-            for block in iter(lambda: reader.read(CHUNK_BYTES), b""):
-                digest.update(block)
-                writer.write(block)
-                progress.update(len(block))
+        try:
+            with open(source, "rb") as reader, open(temporary, "wb") as writer, tqdm(
+                total=source.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=f"copy {destination.name}", disable=quiet,
+            ) as progress:
+                for block in iter(lambda: reader.read(CHUNK_BYTES), b""):
+                    digest.update(block)
+                    writer.write(block)
+                    progress.update(len(block))
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise FetchError(f"could not copy {source} to {destination}: {error}") from None
         if sha256 is not None and digest.hexdigest() != sha256:
             temporary.unlink()
             raise FetchError(f"{source} was not installed: checksum mismatch, expected sha256 {sha256}, "
                              f"got {digest.hexdigest()} (not the published file)")
         os.replace(temporary, destination)
     return destination
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FetchError(f"cannot create the data directory {directory}: {error}") from None
 
 
 @contextmanager
@@ -205,7 +216,7 @@ def _download_resuming(client: httpx.Client, url: str, partial: Path, page: Page
             if response.status_code == 416:
                 return _range_not_satisfiable(response, partial, offset)
             _raise_for_status(response)
-            start = _resume_offset(response, offset)
+            start = _resume_offset(response, partial, offset)
             _write_body(response, partial, start, quiet=quiet)
             return None
     raise FetchError(f"still served an HTML page after {MAX_PAGE_HOPS} confirmation steps")
@@ -248,14 +259,15 @@ def _raise_for_status(response: httpx.Response) -> None:
                          + (" (the file is gone from this address)" if status in (404, 410) else ""))
 
 
-def _resume_offset(response: httpx.Response, offset: int) -> int:
+def _resume_offset(response: httpx.Response, partial: Path, offset: int) -> int:
     """Where the body starts in the file: `offset` if the server honoured Range, else 0 (restart)."""
     if response.status_code != 206:
         return 0
     content_range = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", response.headers.get("Content-Range", "").strip())
     if not content_range or int(content_range.group(1)) != offset:
-        raise FetchError(f"the server answered a resume request with an unexpected range "
-                         f"{response.headers.get('Content-Range')!r}")
+        partial.unlink(missing_ok=True)
+        raise _Retry(f"the server answered the resume request with range "
+                     f"{response.headers.get('Content-Range')!r}; starting over")
     return offset
 
 
