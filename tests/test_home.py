@@ -158,3 +158,17 @@ def test_install_file_checks_before_placing(tmp_path):
         install_file(source, tmp_path / "home" / "other.bin", "1" * 64, quiet=True)
     assert not (tmp_path / "home" / "other.bin").exists()
     assert not list((tmp_path / "home").glob("*.copy"))
+
+
+def test_offline_fails_at_once(tmp_path, monkeypatch):
+    calls = []
+
+    def no_dns(*args, **kwargs):
+        calls.append(args[0])
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(FetchError, match=r"could not download http://assets.example/f .*no network") as error:
+        fetch_file("http://assets.example/f", tmp_path / "f", hint="Use --from PATH.", quiet=True)
+    assert str(error.value).endswith("Use --from PATH.")
+    assert calls == ["assets.example"]  # not retried: the name does not resolve

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -193,6 +194,8 @@ def _download_with_retries(client: httpx.Client, url: str, partial: Path, page: 
             return _download_resuming(client, url, partial, page, quiet=quiet)
         except (_Retry, httpx.TransportError) as error:
             reason = str(error) or type(error).__name__
+            if _unknown_host(error):
+                raise FetchError(f"{reason} (no network, or no such host)") from None
             if attempt == RETRIES:
                 raise FetchError(f"{reason} (gave up after {RETRIES + 1} attempts"
                                  f"{'; the partial download is kept, rerun to resume' if partial.exists() else ''})"
@@ -200,6 +203,15 @@ def _download_with_retries(client: httpx.Client, url: str, partial: Path, page: 
             delay = BACKOFF_SECONDS * 2 ** attempt
             log.warning("%s: %s; retrying in %.0f s", url, reason, delay)
             time.sleep(delay)
+
+
+def _unknown_host(error: BaseException) -> bool:
+    """A DNS answer that the name does not exist (offline, typically): retrying cannot help."""
+    while error is not None:
+        if isinstance(error, socket.gaierror) and error.errno == socket.EAI_NONAME:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _download_resuming(client: httpx.Client, url: str, partial: Path, page: PageHandler | None,
