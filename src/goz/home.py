@@ -35,7 +35,7 @@ USER_AGENT = "goz (GOZ zero-shot benchmark toolkit)"
 
 log = logging.getLogger(__name__)
 
-# An HTML page served instead of the file: returns the URL to request next, or None to refuse it.
+# An HTML page served instead of the file: returns the URL to request next, or None (not the file: an error).
 PageHandler = Callable[[httpx.Response, str], "str | None"]
 # A content check run on the complete file before it is put in place: raises GozError if wrong.
 FileCheck = Callable[[Path], None]
@@ -223,8 +223,14 @@ def _download_resuming(client: httpx.Client, url: str, partial: Path, page: Page
     for _ in range(MAX_PAGE_HOPS + 1):
         with client.stream("GET", url, headers=headers) as response:
             if _is_html(response) and page is not None:
-                url = _follow_page(response, page)
-                continue
+                text = _read_page(response)
+                next_url = page(response, text)
+                if next_url is not None:
+                    url = next_url
+                    continue
+                if response.status_code < 400:
+                    raise FetchError(f"the server answered with an HTML page (HTTP {response.status_code}, "
+                                     f"{_page_title(text)!r}) instead of the file")
             if response.status_code == 416:
                 return _range_not_satisfiable(response, partial, offset)
             _raise_for_status(response)
@@ -238,20 +244,18 @@ def _is_html(response: httpx.Response) -> bool:
     return response.headers.get("Content-Type", "").split(";")[0].strip().lower() in {"text/html", "application/xhtml+xml"}
 
 
-def _follow_page(response: httpx.Response, page: PageHandler) -> str:
+def _read_page(response: httpx.Response) -> str:
     body = b""
     for block in response.iter_bytes():
         body += block
         if len(body) > MAX_PAGE_BYTES:
             break
-    text = body.decode(response.encoding or "utf-8", "replace")
-    next_url = page(response, text)
-    if next_url is None:
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        shown = " ".join(title.group(1).split()) if title else "no title"
-        raise FetchError(f"the server answered with an HTML page (HTTP {response.status_code}, "
-                         f"{shown!r}) instead of the file")
-    return next_url
+    return body.decode(response.encoding or "utf-8", "replace")
+
+
+def _page_title(text: str) -> str:
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join(title.group(1).split()) if title else "no title"
 
 
 def _range_not_satisfiable(response: httpx.Response, partial: Path, offset: int) -> None:
