@@ -1,3 +1,4 @@
+import hashlib
 import io
 import pickle
 import socket
@@ -173,8 +174,8 @@ def local_splits(server, monkeypatch):
     for (remote_name, data), (name, relative) in zip(
             contents.items(), [("goz_v1", "splits/goz_v1.pickle"), ("ilsvrc2012", "splits/ilsvrc2012_train.pickle")]):
         server.files[f"/{remote_name}"] = data
-        builtin[name] = splits.BuiltinSplit(Asset(f"{server.url}/{remote_name}", relative, home.hashlib.sha256(data).hexdigest()),
-                                            splits.read_pickled_wnids, name)
+        asset = Asset(f"{server.url}/{remote_name}", relative, hashlib.sha256(data).hexdigest())
+        builtin[name] = splits.BuiltinSplit(asset, splits.read_pickled_wnids, name)
     monkeypatch.setattr(splits, "BUILTIN", builtin)
     return contents
 
@@ -288,7 +289,7 @@ def test_imagenet_urls_from_local_copies(tmp_path):
 
 
 def test_drive_confirm_link_of_the_older_page():
-    page = '<html><a id="uc-download-link" href="/uc?export=download&amp;confirm=Ab_1&amp;id=XYZ">Download anyway</a></html>'
+    page = '<a id="uc-download-link" href="/uc?export=download&amp;confirm=Ab_1&amp;id=XYZ">Download anyway</a>'
     response = httpx.Response(200, html=page, request=httpx.Request("GET", "https://drive.example/uc?id=XYZ"))
     assert fetch.drive_confirmation(response, page) == "https://drive.example/uc?export=download&confirm=Ab_1&id=XYZ"
     assert fetch.drive_confirmation(response, "<html><title>Sign in</title></html>") is None

@@ -136,7 +136,8 @@ def _find_in_directory(remote: RemoteFile, directory: Path) -> Path | None:
 
 def drive_url(file_id: str) -> Callable[[], str]:
     """The download address of a public Google Drive file (base from GOZ_DRIVE_URL if set)."""
-    return lambda: f"{os.environ.get('GOZ_DRIVE_URL') or DRIVE_DOWNLOAD_URL}?{urlencode({'id': file_id, 'export': 'download'})}"
+    query = urlencode({"id": file_id, "export": "download"})
+    return lambda: f"{os.environ.get('GOZ_DRIVE_URL') or DRIVE_DOWNLOAD_URL}?{query}"
 
 
 class _DrivePageParser(HTMLParser):
@@ -153,8 +154,9 @@ class _DrivePageParser(HTMLParser):
         attributes = {key: value or "" for key, value in attrs}
         if tag == "form":
             self.forms.append((attributes.get("action", ""), {}))
-        elif tag == "input" and self.forms and attributes.get("type", "").lower() == "hidden" and attributes.get("name"):
-            self.forms[-1][1][attributes["name"]] = attributes.get("value", "")
+        elif tag == "input" and self.forms and attributes.get("type", "").lower() == "hidden":
+            if attributes.get("name"):
+                self.forms[-1][1][attributes["name"]] = attributes.get("value", "")
         elif tag == "a" and "confirm=" in attributes.get("href", ""):
             self.confirm_links.append(attributes["href"])
         self._in_error = "uc-error" in attributes.get("class", "") or self._in_error

@@ -241,7 +241,8 @@ def _download_resuming(client: httpx.Client, url: str, partial: Path, page: Page
 
 
 def _is_html(response: httpx.Response) -> bool:
-    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() in {"text/html", "application/xhtml+xml"}
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return content_type in {"text/html", "application/xhtml+xml"}
 
 
 def _read_page(response: httpx.Response) -> str:

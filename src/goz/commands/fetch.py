@@ -19,7 +19,8 @@ def add_commands(subparsers) -> None:
     for asset, text in helps.items():
         sub = assets.add_parser(asset, help=text, description=text)
         sub.add_argument("--from", dest="source", metavar="PATH",
-                         help="install this local copy (file or directory) instead of downloading; checked the same way")
+                         help="install this local copy (file or directory) instead of downloading; "
+                              "checked the same way")
         sub.add_argument("--force", action="store_true", help="fetch again even if already installed")
         sub.add_argument("--home", metavar="DIR", help="data directory (default: GOZ_HOME or ~/.cache/goz)")
         if asset == "features":
