@@ -37,6 +37,7 @@ class FaultServer:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.requests: Counter[str] = Counter()
+        self.in_flight = self.max_in_flight = 0
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -64,6 +65,14 @@ class FaultServer:
         self._loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._respond(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _respond(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests[path] += 1
         kind, _, name = path.strip("/").partition("/")

@@ -188,6 +188,27 @@ def test_kill_9_then_resume_downloads_each_image_once(tmp_path):
     assert {row["outcome"] for row in manifest_rows(out).values()} == {"ok"}
 
 
+def test_files_renamed_before_their_row_was_committed_are_adopted(server, tmp_path):
+    lines = [f"n00000001_{i}\t{server.url(f'/img/adopt{i}')}" for i in range(4)]
+    urls, out = write_list(tmp_path / "urls.txt", lines), tmp_path / "out"
+    download(urls, out, **FAST)
+    for path in (out / ".goz" / "manifest").iterdir():  # as if killed between rename and commit
+        path.unlink()
+    summary = download(urls, out, **FAST)
+    assert summary.adopted == 4 and summary.processed == 0 and summary.outcomes == {"ok": 4}
+    assert all(server.requests[f"/img/adopt{i}"] == 1 for i in range(4))
+
+
+def test_per_host_limit_bounds_requests_in_flight(tmp_path):
+    slow = FaultServer(delay=0.2)
+    try:
+        lines = [f"n00000001_{i}\t{slow.url(f'/img/h{i}')}" for i in range(12)]
+        summary = download(write_list(tmp_path / "urls.txt", lines), tmp_path / "out", **(FAST | {"per_host": 3}))
+    finally:
+        slow.close()
+    assert summary.outcomes == {"ok": 12} and slow.max_in_flight == 3
+
+
 def test_ray_engine_gives_the_same_result_as_local(server, tmp_path):
     import ray
     lines = [f"n0000000{i % 3}_{i}\t{server.url(path)}" for i, path in enumerate(

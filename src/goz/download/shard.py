@@ -85,7 +85,9 @@ class _ShardRun:
         for sha256, urls in self.urls_by_hash.items():
             if len(urls) >= self.job.placeholder_urls:
                 self._quarantine(sha256)
-        pending = [e for e in self.job.entries if e.key not in finished and not self._adopt(e)]
+        unrecorded = [e for e in self.job.entries if e.key not in finished]
+        on_disk = self._files_on_disk(unrecorded) if unrecorded else {}
+        pending = [e for e in unrecorded if not self._adopt(e, on_disk)]
         self.progress(len(self.job.entries) - len(pending))
         queue = iter(pending)
         gate = HostGate(self.job.fetch.per_host)
@@ -95,19 +97,27 @@ class _ShardRun:
         self.manifest.flush()
         return self.counts
 
-    def _adopt(self, entry: ListEntry) -> bool:
+    def _adopt(self, entry: ListEntry, on_disk: dict[str, Path]) -> bool:
         """A file renamed into place by a killed run before its row was committed: record it, do not refetch."""
-        folder = Path(self.job.out) / entry.wnid
-        found = sorted(folder.glob(f"{entry.key}.*")) if folder.is_dir() else []
-        if not found:
+        found = on_disk.get(entry.key)
+        if found is None:
             return False
-        sha256 = sha256_of(found[0])
+        sha256 = sha256_of(found)
         self.manifest.record(Record(entry.key, entry.wnid, entry.image_id, entry.url, "ok",
-                                    bytes=found[0].stat().st_size, sha256=sha256, path=str(found[0]),
+                                    bytes=found.stat().st_size, sha256=sha256, path=str(found),
                                     error="file kept from an interrupted run"))
         self.urls_by_hash[sha256].add(entry.url)
         self.counts["adopted"] += 1
         return True
+
+    def _files_on_disk(self, entries: list[ListEntry]) -> dict[str, Path]:
+        """{key: path} of the image files already in this shard's class folders (one listing per folder)."""
+        files = {}
+        for wnid in {e.wnid for e in entries}:
+            folder = Path(self.job.out) / wnid
+            if folder.is_dir():
+                files.update((Path(name).stem, folder / name) for name in os.listdir(folder))
+        return files
 
     async def _worker(self, queue, session, gate: HostGate) -> None:
         loop = asyncio.get_running_loop()

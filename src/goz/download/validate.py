@@ -43,6 +43,8 @@ class Validated:
 
 def sniff(data: bytes) -> str | None:
     """None when the bytes start like a supported image; else why they are not one."""
+    if not data:
+        return "empty body"
     if data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return None
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
