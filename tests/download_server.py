@@ -94,9 +94,12 @@ class FaultServer:
         if kind == "drip":
             response = web.StreamResponse(headers={"Content-Type": "image/jpeg", "Content-Length": "100000"})
             await response.prepare(request)
-            for _ in range(1000):
-                await response.write(b"\xff")
-                await asyncio.sleep(0.5)
+            try:
+                for _ in range(1000):
+                    await response.write(b"\xff")
+                    await asyncio.sleep(0.5)
+            except ConnectionResetError:  # the client gave up, as it should
+                pass
             return response
         if kind == "reset":
             request.transport.abort()

@@ -220,7 +220,7 @@ def test_ray_engine_gives_the_same_result_as_local(server, tmp_path):
         remote = download(urls, tmp_path / "ray", engine="ray", shards=3, **FAST)
     finally:
         ray.shutdown()
-    local = download(urls, tmp_path / "local", shards=3, **FAST)
+    local = download(urls, tmp_path / "local", shards=3, processes=2, **FAST)
     assert remote.outcomes == local.outcomes and remote.ok_per_class == local.ok_per_class
     ray_rows, local_rows = manifest_rows(tmp_path / "ray"), manifest_rows(tmp_path / "local")
     assert {k: r["outcome"] for k, r in ray_rows.items()} == {k: r["outcome"] for k, r in local_rows.items()}

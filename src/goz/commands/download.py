@@ -73,10 +73,11 @@ def run_download(args) -> int:
         print(f"outcome    {outcome:<17} {count}")
     for sha256, urls in summary.suspected_placeholders.items():
         print(f"placeholder sha256 {sha256[:16]}… shared by {urls} URLs: files quarantined in {args.out}/.goz/quarantine")
-    counts = summary.ok_per_class.values()
-    if counts:
-        print(f"classes    {len(summary.ok_per_class)} with {min(counts)}-{max(counts)} images "
-              f"(`goz download-report {args.out}` lists the short ones)")
+    if summary.ok_per_class:
+        fewest = sorted(summary.ok_per_class.items(), key=lambda item: item[1])[:5]
+        print(f"classes    {len(summary.ok_per_class)}, {max(summary.ok_per_class.values())} images at most; "
+              f"fewest: {', '.join(f'{w} {n}' for w, n in fewest)} "
+              f"(`goz download-report {args.out}` lists every short class)")
     return 0
 
 
