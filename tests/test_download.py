@@ -1,3 +1,4 @@
+import email.utils
 import os
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ from PIL import Image
 
 from download_server import FaultServer
 from goz.download import download, report
+from goz.download.fetcher import retry_after_seconds
 from goz.download.manifest import shard_manifests
 from goz.download.urllist import read_url_list
 
@@ -247,3 +249,9 @@ def test_download_report_lists_short_classes(server, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and "2 classes have fewer than 3" in cli.stdout
     assert "n00000002      1  missing     2  http_error 2" in cli.stdout
+
+
+def test_retry_after_header_in_seconds_or_as_a_date():
+    assert retry_after_seconds("7") == 7.0
+    assert 55 < retry_after_seconds(email.utils.formatdate(time.time() + 60, usegmt=True)) <= 60
+    assert retry_after_seconds("soon") == 0.0 and retry_after_seconds(None) == 0.0

@@ -117,7 +117,7 @@ async def _attempt(session: aiohttp.ClientSession, url: str, options: FetchOptio
                                            error="redirected to a known placeholder")
                         continue
                     if response.status != 200:
-                        retry_after = (_retry_after_seconds(response.headers.get("Retry-After"))
+                        retry_after = (retry_after_seconds(response.headers.get("Retry-After"))
                                        if response.status in BACKOFF_STATUSES else None)
                         return Fetched("http_error", http_status=response.status, final_url=current,
                                        error=f"HTTP {response.status} {response.reason or ''}".strip(),
@@ -148,7 +148,7 @@ async def _read_body(response: aiohttp.ClientResponse, url: str, options: FetchO
     return Fetched("body", bytes(body), http_status=200, final_url=url)
 
 
-def _retry_after_seconds(value: str | None) -> float:
+def retry_after_seconds(value: str | None) -> float:
     """Seconds to wait from a Retry-After header (seconds or an HTTP date); 0 when absent or unreadable."""
     if not value:
         return 0.0
