@@ -37,12 +37,12 @@ class _LinearBaseline(ZSLModel):
         return seen
 
     def _check_hyperparameters(self) -> None:
-        """Counts must be positive integers, rates and regularizers finite and non-negative (lr positive)."""
+        """Counts must be integers (n_batches >= 0, others >= 1), rates and regularizers finite, >= 0 (lr > 0)."""
         params = self.get_params()
-        for name in ("top_t", "batch_size", "n_batches"):
+        for name, minimum in (("top_t", 1), ("batch_size", 1), ("n_batches", 0)):
             if name in params and (isinstance(params[name], bool) or not isinstance(params[name], int)
-                                   or params[name] < 1):
-                raise GozError(f"{self.name}: {name} must be a positive integer, got {params[name]!r}")
+                                   or params[name] < minimum):
+                raise GozError(f"{self.name}: {name} must be an integer >= {minimum}, got {params[name]!r}")
         for name in ("lr", "margin", "gamma", "lam"):
             value = params.get(name)
             if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0
