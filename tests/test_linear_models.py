@@ -175,6 +175,36 @@ def test_scoring_errors_are_goz_errors(problem):
         model.scores(problem.test_features[:, :5], problem.unseen_wnids)
 
 
+@pytest.mark.parametrize("name", ["conse", "devise", "eszsl"])
+def test_non_finite_or_wrong_features_are_goz_errors(problem, name):
+    poisoned = problem.data.features.copy()
+    poisoned[np.flatnonzero(problem.data.labels == 0)[0], 3] = np.nan
+    with pytest.raises(GozError, match="NaN"):
+        models.create(name, **fast(name)).fit(replace(problem.data, features=poisoned))
+    with pytest.raises(GozError, match="floating-point"):
+        models.create(name, **fast(name)).fit(replace(problem.data, features=problem.data.features.astype(int)))
+    model = models.create(name, **fast(name)).fit(problem.data)
+    test = problem.test_features.copy()
+    test[-1, 0] = np.inf
+    with pytest.raises(GozError, match="NaN or infinite"):
+        model.scores(test, problem.unseen_wnids)
+
+
+@pytest.mark.parametrize("name, hyperparameters, message", [
+    ("conse", {"top_t": 0}, "top_t must be an integer >= 1"),
+    ("devise", {"batch_size": -1}, "batch_size must be an integer >= 1"),
+    ("devise", {"lr": float("nan")}, "lr must be a finite number > 0"),
+    ("eszsl", {"gamma": -1.0}, "gamma must be a finite number >= 0"),
+    ("eszsl", {"gamma": 0.0, "lam": 0.0}, "singular"),
+])
+def test_bad_hyperparameters_are_goz_errors(problem, name, hyperparameters, message):
+    data = problem.data
+    if name == "eszsl":  # a rank-deficient problem: class means all zero, so only gamma > 0 makes it solvable
+        data = replace(data, features=np.zeros_like(data.features))
+    with pytest.raises(GozError, match=message):
+        models.create(name, **{**fast(name), **hyperparameters}).fit(data)
+
+
 @pytest.mark.parametrize("shift_labels, message", [(N_SEEN, "index the 24 seen classes"),
                                                     (None, "no training sample")])
 def test_bad_training_labels_are_a_goz_error(problem, shift_labels, message):
