@@ -141,7 +141,7 @@ class FeatureStore:
     def ids(self, wnid: str, limit: int | None = None) -> np.ndarray:
         n = self._dataset_shape(wnid)[0]
         with _reading(f"{self.path}: class {wnid}"):
-            ids = self._ids[wnid][: n if limit is None else min(limit, n)].astype(np.int64)
+            ids = self._ids[wnid][:_row_count(n, limit)].astype(np.int64)
         if np.unique(ids).size != ids.size:
             values, counts = np.unique(ids, return_counts=True)
             raise StoreError(f"{self.path}: class {wnid}: duplicate image ids {values[counts > 1][:5].tolist()}")
@@ -151,7 +151,7 @@ class FeatureStore:
         """The class's first `limit` feature rows (all if None), checked for NaN and inf."""
         n = self._dataset_shape(wnid)[0]
         with _reading(f"{self.path}: class {wnid}"):
-            rows = self._features[wnid][: n if limit is None else min(limit, n)]
+            rows = self._features[wnid][:_row_count(n, limit)]
         _check_finite(rows, f"{self.path}: class {wnid}")
         if wnid not in self._checked:
             self.ids(wnid)  # duplicate-id check, once per class
@@ -166,7 +166,8 @@ class FeatureStore:
         Preallocates the result so peak memory is the result plus one class.
         """
         wnids = self._resolve(wnids)
-        counts = [min(self.count(w), per_class) if per_class else self.count(w) for w in wnids]
+        _check_per_class(per_class)
+        counts = [_row_count(self.count(w), per_class) for w in wnids]
         features = np.empty((sum(counts), self.dim if wnids else 0), dtype=dtype)
         labels = np.repeat(np.arange(len(wnids), dtype=np.int64), counts)
         start = 0
@@ -178,6 +179,7 @@ class FeatureStore:
     def iter_classes(self, wnids: Sequence[str] | None = None,
                      per_class: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """(wnid, features) one class at a time: constant memory over any number of classes."""
+        _check_per_class(per_class)
         for wnid in self._resolve(wnids):
             yield wnid, self.features(wnid, limit=per_class)
 
@@ -245,6 +247,21 @@ def _check_finite(rows: np.ndarray, where: str) -> None:
     bad = rows.size - int(np.isfinite(rows).sum())
     if bad:
         raise StoreError(f"{where}: {bad} NaN or infinite feature values")
+
+
+def _row_count(n: int, limit: int | None) -> int:
+    """How many of a class's `n` rows to read: all (None) or the first `limit` (>= 0)."""
+    if limit is None:
+        return n
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise StoreError(f"a row limit must be an integer >= 0, got {limit!r}")
+    return min(int(limit), n)
+
+
+def _check_per_class(per_class: int | None) -> None:
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                  or per_class < 1):
+        raise StoreError(f"per_class must be a positive integer (or None for every sample), got {per_class!r}")
 
 
 @contextmanager
