@@ -11,7 +11,7 @@ import torch
 from goz import models
 from goz.errors import GozError
 from goz.models import TrainingData
-from goz.models.graph import GCN2, SGCN
+from goz.models.graph import GCN2, SGCN, GraphNetwork, node_inputs
 from goz.models.graph_ops import (ancestor_distance_groups, dgp_propagation, gcn_propagation,
                                   read_classifier_weights, sgcn_propagation)
 from goz.semantics import SemanticsTable
@@ -19,6 +19,15 @@ from goz.wordnet import Hierarchy
 
 GRAPH_MODELS = ["gcn6", "sgcn", "dgp"]
 SMALL = {"gcn6": {"hidden": (48, 48, 32, 32, 24)}, "sgcn": {"hidden": (64,)}, "dgp": {"hidden": (64,)}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These graphs are tiny: several threads only add synchronization (10x slower on a busy CI machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # -- the propagation matrices on hand-built graphs --------------------------------------------------------
@@ -130,6 +139,53 @@ def test_same_seed_same_result(name):
     np.testing.assert_array_equal(runs[0], runs[1])
     other = models.create(name, **SMALL[name], epochs=5, seed=4, progress=False).fit(data).scores(test_x, unseen)
     assert not np.array_equal(runs[0], other)
+
+
+def dense_reference(network, inputs, specs):
+    """The layers as the public GCN/DGP code writes them, with dense matrices over the whole graph."""
+    h = inputs
+    for number, spec in enumerate(specs):
+        weight, bias = network.weights[number].detach().numpy(), network.biases[number].detach().numpy()
+        logits = network.mixtures[spec.phase].detach().numpy() if spec.phase is not None else np.zeros(1)
+        mixture = np.exp(logits) / np.exp(logits).sum()
+        if spec.bias_before_propagation:  # DGP: sum_k a_k A_k (h W + b)
+            h = sum(a * m.toarray() @ (h @ weight + bias) for a, m in zip(mixture, spec.matrices))
+        else:  # GCN: A h W + b
+            h = spec.matrices[0].toarray() @ h @ weight + bias
+        if number < len(specs) - 1:
+            h = np.where(h > 0, h, 0.2 * h)
+    return h / np.linalg.norm(h, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_receptive_field_training_rows_match_the_dense_whole_graph_computation(name):
+    data, *_ = planted_problem()
+    graph = data.graph
+    specs = models.create(name, **SMALL[name]).layer_specs(graph, 17)
+    torch.manual_seed(0)
+    network = GraphNetwork(specs, data.semantics.dim, dropout=0.5).eval()
+    with torch.no_grad():
+        for mixture in network.mixtures:
+            mixture.copy_(torch.randn(len(mixture)))  # unequal distance-group weights
+        for bias in network.biases:
+            bias.copy_(torch.randn(len(bias)))
+    inputs = node_inputs(data.semantics, graph)
+    rows = np.array([graph.index[w] for w in data.seen_wnids[:20]])
+    plan = network.plan(rows, torch.device("cpu"))
+    if name == "sgcn":  # two hops of a tree; DGP's and GCN-6's receptive fields cover this whole small tree
+        assert len(plan.input_rows) < len(graph)
+    with torch.no_grad():
+        part = network(torch.from_numpy(inputs)[plan.input_rows], plan).numpy()
+    np.testing.assert_allclose(part, dense_reference(network, inputs, specs)[rows], atol=2e-5)
+
+
+def test_bfloat16_precision_learns_too():
+    data, unseen, test_x, test_y = planted_problem()
+    model = models.create("dgp", hidden=(64,), epochs=150, lr=5e-3, weight_decay=0.0, precision="bfloat16",
+                          progress=False).fit(data)
+    assert top1(model, test_x, test_y, unseen) > 10 / len(unseen)
+    with pytest.raises(GozError, match="precision"):
+        models.create("dgp", precision="float8")
 
 
 def test_learned_softmax_classifier_and_early_stopping():

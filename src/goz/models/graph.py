@@ -39,6 +39,7 @@ receptive field only; the result is the same as propagating the whole graph.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ from goz.wordnet.hierarchy import ClassGraph
 log = logging.getLogger(__name__)
 
 LEAKY_SLOPE = 0.2
+# The dense products in bfloat16 (autocast) are ~3x faster on CPUs with AVX512-BF16 and on GPUs.
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 SCORE_CHUNK = 8192
 
 
@@ -77,16 +80,19 @@ class LayerSpec:
 
 
 class _SparsePropagation(torch.autograd.Function):
-    """M @ h whose backward uses a precomputed M^T (torch's sparse backward rebuilds it every call)."""
+    """M @ h whose backward uses a precomputed M^T (torch's sparse backward rebuilds it every call);
+    always float32, since the sparse kernels have no bfloat16 version."""
 
     @staticmethod
     def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         ctx.transposed = transposed
-        return torch.sparse.mm(matrix, h)
+        with torch.autocast(h.device.type, enabled=False):
+            return torch.sparse.mm(matrix, h.float())
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.transposed, grad)
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, None, torch.sparse.mm(ctx.transposed, grad.float())
 
 
 def _to_torch(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
@@ -114,10 +120,11 @@ class _Plan:
 class GraphNetwork(nn.Module):
     """The stack of graph convolutions described by `LayerSpec`s; output rows L2-normalized."""
 
-    def __init__(self, specs: Sequence[LayerSpec], in_dim: int, dropout: float):
+    def __init__(self, specs: Sequence[LayerSpec], in_dim: int, dropout: float, precision: str = "float32"):
         super().__init__()
         self.specs = list(specs)
         self.dropout = dropout
+        self.autocast_dtype = PRECISIONS[precision]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         last = in_dim
@@ -144,7 +151,11 @@ class GraphNetwork(nn.Module):
         return _Plan(torch.from_numpy(rows).long().to(device), layers[::-1])
 
     def forward(self, node_inputs: torch.Tensor, plan: _Plan) -> torch.Tensor:
-        h = node_inputs[plan.input_rows]
+        """The plan's output rows from `node_inputs`, the class vectors of the plan's `input_rows`."""
+        with torch.autocast(node_inputs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            return self._layers(node_inputs, plan)
+
+    def _layers(self, h: torch.Tensor, plan: _Plan) -> torch.Tensor:
         last = len(self.specs) - 1
         for number, (spec, layer) in enumerate(zip(self.specs, plan.layers)):
             if spec.dropout:
@@ -163,7 +174,7 @@ class GraphNetwork(nn.Module):
                 h = h + self.biases[number]
             if number < last:
                 h = F.leaky_relu(h, LEAKY_SLOPE)
-        return F.normalize(h, dim=1)
+        return F.normalize(h.float(), dim=1)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -228,7 +239,7 @@ class GraphModel(ZSLModel):
     def __init__(self, hidden: Sequence[int], *, dropout: float = 0.5, epochs: int = 3000, lr: float = 1e-3,
                  weight_decay: float = 5e-4, holdout_fraction: float = 0.0, patience: int = 100,
                  classifier_epochs: int = 5, classifier_batch_size: int = 512, classifier_lr: float = 1e-3,
-                 seed: int = 0, device: str = "cpu", progress: bool = True):
+                 precision: str = "float32", seed: int = 0, device: str = "cpu", progress: bool = True):
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = dropout
         self.epochs = epochs
@@ -239,9 +250,12 @@ class GraphModel(ZSLModel):
         self.classifier_epochs = classifier_epochs
         self.classifier_batch_size = classifier_batch_size
         self.classifier_lr = classifier_lr
+        self.precision = precision
         self.seed = seed
         self.device = device
         self.progress = progress
+        if precision not in PRECISIONS:
+            raise GozError(f"{self.name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 0.0 <= holdout_fraction < 1.0:
             raise GozError(f"{self.name}: holdout_fraction must be in [0, 1), got {holdout_fraction}")
 
@@ -288,13 +302,14 @@ class GraphModel(ZSLModel):
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
-            network = GraphNetwork(self.layer_specs(graph, targets.shape[1]), data.semantics.dim, self.dropout).to(device)
+            network = GraphNetwork(self.layer_specs(graph, targets.shape[1]), data.semantics.dim, self.dropout,
+                                   self.precision).to(device)
             inputs = torch.from_numpy(node_inputs(data.semantics, graph)).to(device)
             self.history_ = self._train(network, inputs, seen_rows, targets, train, holdout, device)
             network.eval()
             with torch.no_grad():
-                all_rows = np.arange(len(graph))
-                self.node_classifiers_ = network(inputs, network.plan(all_rows, device)).cpu().numpy()
+                everything = network.plan(np.arange(len(graph)), device)
+                self.node_classifiers_ = network(inputs[everything.input_rows], everything).cpu().numpy()
         self.wnids_ = list(graph.wnids)
         self.index_ = dict(graph.index)
         self.mixtures_ = [torch.softmax(m.detach(), 0).cpu().numpy().tolist() for m in network.mixtures]
@@ -302,18 +317,20 @@ class GraphModel(ZSLModel):
 
     def _train(self, network: GraphNetwork, inputs: torch.Tensor, seen_rows: np.ndarray, targets: np.ndarray,
                train: np.ndarray, holdout: np.ndarray, device: torch.device) -> list[dict]:
-        def l2_loss(plan: _Plan, wanted: torch.Tensor) -> torch.Tensor:
-            return ((network(inputs, plan) - wanted) ** 2).sum() / (2 * len(wanted))
+        def l2_loss(plan: _Plan, plan_inputs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+            return ((network(plan_inputs, plan) - wanted) ** 2).sum() / (2 * len(wanted))
 
         train_plan = network.plan(seen_rows[train], device)
-        train_targets = torch.from_numpy(targets[train]).to(device)
+        train_inputs, train_targets = inputs[train_plan.input_rows], torch.from_numpy(targets[train]).to(device)
         holdout_plan = network.plan(seen_rows[holdout], device) if len(holdout) else None
+        holdout_inputs = inputs[holdout_plan.input_rows] if holdout_plan is not None else None
         holdout_targets = torch.from_numpy(targets[holdout]).to(device)
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         history, best, best_state, stale = [], np.inf, None, 0
+        start = time.perf_counter()
         for epoch in tqdm(range(self.epochs), desc=self.name, unit="epoch", disable=not self.progress):
             network.train()
-            loss = l2_loss(train_plan, train_targets)
+            loss = l2_loss(train_plan, train_inputs, train_targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -321,12 +338,13 @@ class GraphModel(ZSLModel):
             if holdout_plan is not None:
                 network.eval()
                 with torch.no_grad():
-                    record["holdout_loss"] = l2_loss(holdout_plan, holdout_targets).item()
+                    record["holdout_loss"] = l2_loss(holdout_plan, holdout_inputs, holdout_targets).item()
                 if record["holdout_loss"] < best:
                     best, stale = record["holdout_loss"], 0
                     best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
                 else:
                     stale += 1
+            record["seconds"] = time.perf_counter() - start
             history.append(record)
             if holdout_plan is not None and stale >= self.patience:
                 log.info("%s: held-out loss has not improved for %d epochs, stopping at epoch %d",
