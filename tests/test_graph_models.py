@@ -192,7 +192,7 @@ def test_learned_softmax_classifier_and_early_stopping():
     data, unseen, test_x, test_y = planted_problem()
     data.classifier_weights = None
     model = models.create("sgcn", hidden=(64,), epochs=400, lr=5e-3, weight_decay=0.0, holdout_fraction=0.2,
-                          patience=10, classifier_epochs=20, classifier_lr=1e-2, progress=False).fit(data)
+                          patience=10, classifier_batches=200, classifier_lr=1e-2, progress=False).fit(data)
     assert top1(model, test_x, test_y, unseen) > 10 / len(unseen)
     assert len(model.history_) < 400 and all("holdout_loss" in r for r in model.history_)
 

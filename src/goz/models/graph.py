@@ -56,6 +56,7 @@ from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import (dgp_propagation, gcn_propagation, receptive_rows,
                                   sgcn_propagation)
+from goz.models.training import check_scoring_input, minibatch_rows, resolve_device, row_chunks, to_tensor
 from goz.semantics import SemanticsTable
 from goz.wordnet.hierarchy import ClassGraph
 
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 LEAKY_SLOPE = 0.2
 # The dense products in bfloat16 (autocast) are ~3x faster on CPUs with AVX512-BF16 and on GPUs.
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-SCORE_CHUNK = 8192
 
 
 @dataclass
@@ -177,20 +177,7 @@ class GraphNetwork(nn.Module):
         return F.normalize(h.float(), dim=1)
 
 
-def resolve_device(device: str) -> torch.device:
-    """torch.device for "cpu" / "cuda[:n]", with a GozError when CUDA is asked for but absent."""
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise GozError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GozError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__})")
-    if resolved.type not in ("cpu", "cuda"):
-        raise GozError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
-    return resolved
-
-
-def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, *, epochs: int,
+def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, *, n_batches: int,
                              batch_size: int, lr: float, device: torch.device, seed: int,
                              progress: bool = True) -> np.ndarray:
     """(n_classes, D + 1) weights and bias of a linear softmax classifier trained with Adam.
@@ -198,24 +185,15 @@ def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes
     Minibatches are drawn by index and converted to float32 per batch, so float16 or memory-mapped
     features of any size never get copied whole.
     """
-    features_dim = features.shape[1]
-    generator = np.random.default_rng(seed)
-    classifier = nn.Linear(features_dim, n_classes).to(device)
+    classifier = nn.Linear(features.shape[1], n_classes).to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
-    steps = epochs * -(-len(features) // batch_size)
-    with tqdm(total=steps, desc="softmax classifier", unit="batch", disable=not progress) as bar:
-        for _ in range(epochs):
-            order = generator.permutation(len(features))
-            for start in range(0, len(order), batch_size):
-                batch = np.sort(order[start:start + batch_size])  # sorted indices read faster from memmaps
-                x = torch.from_numpy(np.asarray(features[batch], dtype=np.float32)).to(device)
-                y = torch.from_numpy(np.asarray(labels[batch], dtype=np.int64)).to(device)
-                loss = F.cross_entropy(classifier(x), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    batches = minibatch_rows(np.arange(len(features)), batch_size, n_batches, seed)
+    for rows in tqdm(batches, total=n_batches, desc="softmax classifier", unit="batch", disable=not progress):
+        loss = F.cross_entropy(classifier(to_tensor(features[rows], device)),
+                               torch.from_numpy(np.asarray(labels[rows], dtype=np.int64)).to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     with torch.no_grad():
         return torch.cat([classifier.weight, classifier.bias[:, None]], dim=1).cpu().numpy()
 
@@ -238,7 +216,7 @@ class GraphModel(ZSLModel):
 
     def __init__(self, hidden: Sequence[int], *, dropout: float = 0.5, epochs: int = 3000, lr: float = 1e-3,
                  weight_decay: float = 5e-4, holdout_fraction: float = 0.0, patience: int = 100,
-                 classifier_epochs: int = 5, classifier_batch_size: int = 512, classifier_lr: float = 1e-3,
+                 classifier_batches: int = 5000, classifier_batch_size: int = 512, classifier_lr: float = 1e-3,
                  precision: str = "float32", seed: int = 0, device: str = "cpu", progress: bool = True):
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = dropout
@@ -247,7 +225,7 @@ class GraphModel(ZSLModel):
         self.weight_decay = weight_decay
         self.holdout_fraction = holdout_fraction
         self.patience = patience
-        self.classifier_epochs = classifier_epochs
+        self.classifier_batches = classifier_batches
         self.classifier_batch_size = classifier_batch_size
         self.classifier_lr = classifier_lr
         self.precision = precision
@@ -279,7 +257,7 @@ class GraphModel(ZSLModel):
             labels = np.asarray(data.labels)
             if len(labels) != len(data.features) or labels.min() < 0 or labels.max() >= n_seen:
                 raise GozError(f"{self.name}: labels must be {len(data.features)} indices into seen_wnids")
-            weights = learn_softmax_classifier(data.features, labels, n_seen, epochs=self.classifier_epochs,
+            weights = learn_softmax_classifier(data.features, labels, n_seen, n_batches=self.classifier_batches,
                                                batch_size=self.classifier_batch_size, lr=self.classifier_lr,
                                                device=device, seed=self.seed, progress=self.progress)
         return weights / np.maximum(np.linalg.norm(weights, axis=1, keepdims=True), 1e-12)
@@ -362,14 +340,12 @@ class GraphModel(ZSLModel):
         if missing:
             raise GozError(f"{self.name}: {len(missing)} candidate classes are not nodes of the training graph "
                            f"(build it with hierarchy.induced_graph(seen + candidates)): {', '.join(missing[:10])}")
-        classifiers = self.node_classifiers_[[self.index_[w] for w in candidates]]
+        classifiers = torch.from_numpy(self.node_classifiers_[[self.index_[w] for w in candidates]])
         weights, bias = classifiers[:, :-1], classifiers[:, -1]
-        if features.ndim != 2 or features.shape[1] != weights.shape[1]:
-            raise GozError(f"{self.name}: features of shape {features.shape} but classifiers of dimension {weights.shape[1]}")
+        check_scoring_input(features, weights.shape[1], self.name)
         out = np.empty((len(features), len(candidates)), np.float32)
-        for start in range(0, len(features), SCORE_CHUNK):
-            chunk = np.asarray(features[start:start + SCORE_CHUNK], dtype=np.float32)
-            out[start:start + len(chunk)] = chunk @ weights.T + bias
+        for rows, chunk in row_chunks(features, torch.device("cpu")):
+            out[rows] = (chunk @ weights.T + bias).numpy()
         return out
 
 
