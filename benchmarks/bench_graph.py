@@ -67,9 +67,10 @@ def goz_graph(shared: Path | None, seed: int) -> tuple[ClassGraph, list[str], st
     return wordnet.load().induced_graph(seen + unseen), seen, "WordNet 3.0, ILSVRC-2012 seen + GOZ v1 unseen"
 
 
-def measure(name: str, graph: ClassGraph, seen: list[str], warmup: int, epochs: int, full: bool,
-            device: str, seed: int, queue) -> None:
+def measure(name: str, precision: str, graph: ClassGraph, seen: list[str], warmup: int, epochs: int, full: bool,
+            device: str, threads: int, seed: int, queue) -> None:
     """Runs in a child process: fit with synthetic vectors and targets, report timings and peak memory."""
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     semantics = SemanticsTable(list(graph.wnids), rng.normal(size=(len(graph), VECTOR_DIM)).astype(np.float32))
     targets = rng.normal(size=(len(seen), FEATURE_DIM + 1)).astype(np.float32)
@@ -77,13 +78,14 @@ def measure(name: str, graph: ClassGraph, seen: list[str], warmup: int, epochs: 
                         graph=graph, classifier_weights=targets)
     total_epochs = ORIGINAL_EPOCHS if full else warmup + epochs
     start = time.perf_counter()
-    model = models.create(name, epochs=total_epochs, device=device, seed=seed, progress=full).fit(data)
+    model = models.create(name, epochs=total_epochs, precision=precision, device=device, seed=seed,
+                          progress=full).fit(data)
     fit_seconds = time.perf_counter() - start
     seconds = [r["seconds"] for r in model.history_]
     per_epoch = (seconds[warmup + epochs - 1] - seconds[warmup - 1]) / epochs
     setup = fit_seconds - seconds[-1]
     result = {
-        "model": name, "seconds_per_epoch": per_epoch, "setup_seconds": setup,
+        "model": name, "precision": precision, "seconds_per_epoch": per_epoch, "setup_seconds": setup,
         "projected_3000_epochs_seconds": setup + ORIGINAL_EPOCHS * per_epoch,
         "measured_3000_epochs_seconds": fit_seconds if full else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -104,7 +106,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20, help="epochs measured after the warm-up")
     parser.add_argument("--full", default="", help="models to also train for all 3000 epochs, e.g. sgcn,dgp")
+    parser.add_argument("--precision", default="float32,bfloat16", help="precisions to measure, comma-separated")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_graph.json")
     args = parser.parse_args()
@@ -118,28 +122,32 @@ def main() -> None:
     rows = []
     full = {m for m in args.full.split(",") if m}
     for name in [m for m in args.models.split(",") if m]:
-        for run_full in ([False, True] if name in full else [False]):
-            queue = context.Queue()
-            process = context.Process(target=measure, args=(name, graph, seen, args.warmup, args.epochs, run_full,
-                                                            args.device, args.seed, queue))
-            process.start()
-            result = queue.get()
-            process.join()
-            result["run"] = "3000 epochs" if run_full else f"{args.warmup}+{args.epochs} epochs"
-            rows.append(result)
-            print(f"  {name:5s} {result['run']:>12s}: {result['seconds_per_epoch']:.3f} s/epoch", flush=True)
+        for precision in [p for p in args.precision.split(",") if p]:
+            for run_full in ([False, True] if name in full else [False]):
+                queue = context.Queue()
+                process = context.Process(target=measure, args=(
+                    name, precision, graph, seen, args.warmup, args.epochs, run_full, args.device, args.threads,
+                    args.seed, queue))
+                process.start()
+                result = queue.get()
+                process.join()
+                result["run"] = "3000 epochs" if run_full else f"{args.warmup}+{args.epochs} epochs"
+                rows.append(result)
+                print(f"  {name:5s} {precision:8s} {result['run']:>12s}: {result['seconds_per_epoch']:.3f} s/epoch",
+                      flush=True)
 
-    print(f"\n{'model':6s} {'run':>12s} {'s/epoch':>8s} {'setup s':>8s} {'3000 ep. projected':>19s} "
+    print(f"\n{'model':6s} {'precision':9s} {'run':>12s} {'s/epoch':>8s} {'setup s':>8s} {'3000 ep. projected':>19s} "
           f"{'3000 ep. measured':>18s} {'peak RSS MiB':>13s}")
     for r in rows:
         measured = f"{r['measured_3000_epochs_seconds'] / 60:.1f} min" if r["measured_3000_epochs_seconds"] else "-"
-        print(f"{r['model']:6s} {r['run']:>12s} {r['seconds_per_epoch']:8.3f} {r['setup_seconds']:8.2f} "
-              f"{r['projected_3000_epochs_seconds'] / 60:15.1f} min {measured:>18s} {r['peak_rss_mib']:13.0f}")
+        print(f"{r['model']:6s} {r['precision']:9s} {r['run']:>12s} {r['seconds_per_epoch']:8.3f} "
+              f"{r['setup_seconds']:8.2f} {r['projected_3000_epochs_seconds'] / 60:15.1f} min {measured:>18s} "
+              f"{r['peak_rss_mib']:13.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "graph": {"source": source, "nodes": len(graph), "parent_edges": edges, "seen": len(seen)},
         "vector_dim": VECTOR_DIM, "target_dim": FEATURE_DIM + 1, "device": args.device,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.platform(),
+        "torch": torch.__version__, "threads": args.threads, "machine": platform.platform(),
         "note": "timings on a 2-core machine shared with other jobs" if args.device == "cpu" else "",
         "results": rows,
     }, indent=2))

@@ -195,6 +195,8 @@ def test_learned_softmax_classifier_and_early_stopping():
                           patience=10, classifier_batches=200, classifier_lr=1e-2, progress=False).fit(data)
     assert top1(model, test_x, test_y, unseen) > 10 / len(unseen)
     assert len(model.history_) < 400 and all("holdout_loss" in r for r in model.history_)
+    again = models.create("sgcn", **model.get_params()).fit(data)
+    np.testing.assert_array_equal(again.node_classifiers_, model.node_classifiers_)
 
 
 def test_registry_and_gcn2_alias():

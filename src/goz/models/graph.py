@@ -270,7 +270,6 @@ class GraphModel(ZSLModel):
         if missing:
             raise GozError(f"{self.name}: {len(missing)} seen classes are not graph nodes: {', '.join(missing[:10])}")
         device = resolve_device(self.device)
-        targets = self._targets(data, device)
         seen_rows = np.array([graph.index[w] for w in data.seen_wnids], dtype=np.int64)
         order = np.random.default_rng(self.seed).permutation(len(seen_rows))
         n_holdout = int(round(self.holdout_fraction * len(seen_rows)))
@@ -278,8 +277,9 @@ class GraphModel(ZSLModel):
         if not len(train):
             raise GozError(f"{self.name}: no seen class left to train on")
         fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        with torch.random.fork_rng(devices=fork_devices):  # seeded without touching the caller's RNG state
             torch.manual_seed(self.seed)
+            targets = self._targets(data, device)
             network = GraphNetwork(self.layer_specs(graph, targets.shape[1]), data.semantics.dim, self.dropout,
                                    self.precision).to(device)
             inputs = torch.from_numpy(node_inputs(data.semantics, graph)).to(device)
@@ -306,7 +306,8 @@ class GraphModel(ZSLModel):
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         history, best, best_state, stale = [], np.inf, None, 0
         start = time.perf_counter()
-        for epoch in tqdm(range(self.epochs), desc=self.name, unit="epoch", disable=not self.progress):
+        bar = tqdm(range(self.epochs), desc=self.name, unit="epoch", disable=not self.progress)
+        for epoch in bar:
             network.train()
             loss = l2_loss(train_plan, train_inputs, train_targets)
             optimizer.zero_grad()
@@ -324,6 +325,7 @@ class GraphModel(ZSLModel):
                     stale += 1
             record["seconds"] = time.perf_counter() - start
             history.append(record)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")}, refresh=False)
             if holdout_plan is not None and stale >= self.patience:
                 log.info("%s: held-out loss has not improved for %d epochs, stopping at epoch %d",
                          self.name, self.patience, epoch + 1)
