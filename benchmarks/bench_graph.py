@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import resource
 import time
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_graph.json")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     graph, seen, source = goz_graph(None if args.synthetic_graph else args.shared, args.seed)
     graph_seconds = time.perf_counter() - start
@@ -149,6 +151,7 @@ def main() -> None:
         "vector_dim": VECTOR_DIM, "target_dim": FEATURE_DIM + 1, "device": args.device,
         "torch": torch.__version__, "threads": args.threads, "machine": platform.platform(),
         "note": "timings on a 2-core machine shared with other jobs" if args.device == "cpu" else "",
+        "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
         "results": rows,
     }, indent=2))
     print(f"wrote {args.out}")
