@@ -108,12 +108,13 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
     context.enable_progress_bars = False
     items = [{"index": index, "path": str(path)} for index, path in enumerate(collector.paths)]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items) // (4 * batch_size)))
-    pixels = dataset.map_batches(_RayPreprocess, fn_constructor_kwargs={"transform": backbone.transform,
-                                 "max_pixels": max_pixels}, batch_size=batch_size, concurrency=(1, None))
+    pixels = dataset.map_batches(_ray_preprocess, fn_kwargs={"transform": backbone.transform, "max_pixels": max_pixels},
+                                 batch_size=batch_size, num_cpus=1)
     features = pixels.map_batches(
         _RayInference, fn_constructor_kwargs={"backbone": [ray.put(backbone.to("cpu"))],
                                               "device": "cuda" if num_gpus else "cpu"},
-        batch_size=batch_size, concurrency=actors, num_gpus=num_gpus or None)
+        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
+        num_gpus=num_gpus or None)
     with tqdm(total=len(items), unit="img", disable=not progress, desc="extract (ray)") as bar:
         for batch in features.iter_batches(batch_size=None, batch_format="numpy"):
             failed = batch["reason"] != ""
@@ -122,24 +123,18 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
             bar.update(len(batch["index"]))
 
 
-class _RayPreprocess:
+def _ray_preprocess(batch: dict[str, np.ndarray], transform: Callable, max_pixels: int) -> dict[str, np.ndarray]:
     """Ray Data CPU stage: files -> normalized pixels (zeros and a reason for skipped files)."""
-
-    def __init__(self, transform, max_pixels: int):
-        self.transform = transform
-        self.max_pixels = max_pixels
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        dataset = ImageDataset([Path(p) for p in batch["path"]], self.transform, self.max_pixels)
-        loaded = collate([dataset[i] for i in range(len(dataset))])
-        size = self.transform.crop_size[0]
-        pixels = np.zeros((len(dataset), 3, size, size), np.float32)
-        reasons = np.full(len(dataset), "", dtype=object)
-        if len(loaded.indices):
-            pixels[loaded.indices.numpy()] = loaded.pixels.numpy()
-        for i, reason in loaded.failures:
-            reasons[i] = reason
-        return {"index": batch["index"], "pixels": pixels, "reason": reasons}
+    dataset = ImageDataset([Path(p) for p in batch["path"]], transform, max_pixels)
+    loaded = collate([dataset[i] for i in range(len(dataset))])
+    size = transform.crop_size[0]
+    pixels = np.zeros((len(dataset), 3, size, size), np.float32)
+    reasons = np.full(len(dataset), "", dtype=object)
+    if len(loaded.indices):
+        pixels[loaded.indices.numpy()] = loaded.pixels.numpy()
+    for i, reason in loaded.failures:
+        reasons[i] = reason
+    return {"index": batch["index"], "pixels": pixels, "reason": reasons}
 
 
 class _RayInference:
