@@ -218,3 +218,23 @@ def test_bad_weights_file_is_a_clear_error(tmp_path):
         extract(images, tmp_path / "f.h5", weights_file=tmp_path / "wrong.pth", progress=False)
     with pytest.raises(GozError, match="no such weights file"):
         extract(images, tmp_path / "f.h5", weights_file=tmp_path / "missing.pth", progress=False)
+
+
+def test_device_jpeg_decoding_path(tmp_path):
+    # --gpu-decode decodes with torchvision.io on the model's device; on this machine that device is the CPU.
+    images = make_tree(tmp_path / "images", {"n00000001": 2, "n00000002": 1}, size=(300, 200))
+    rgb = Image.open(images / "n00000001" / "n00000001_3.jpg").convert("RGB")
+    _save(images / "n00000002" / "n00000002_5.png", rgb)  # not a JPEG: Pillow in the worker
+    _save(images / "n00000002" / "n00000002_6.jpg", rgb.convert("CMYK"))  # CMYK: Pillow in the worker
+    encoded = (images / "n00000001" / "n00000001_13.jpg").read_bytes()
+    (images / "n00000002" / "n00000002_7.jpg").write_bytes(encoded[: len(encoded) // 2])  # truncated: skipped
+    pillow = extract(images, tmp_path / "pillow.h5", backbone=tiny_backbone(), progress=False)
+    device = extract(images, tmp_path / "device.h5", backbone=tiny_backbone(), gpu_decode=True, progress=False)
+    assert [s[1] for s in device.skipped] == [s[1] for s in pillow.skipped] == ["n00000002/n00000002_7.jpg"]
+    expected, actual = _store_contents(tmp_path / "pillow.h5"), _store_contents(tmp_path / "device.h5")
+    for wnid in expected:
+        np.testing.assert_array_equal(actual[wnid][1], expected[wnid][1])
+        x, y = actual[wnid][0], expected[wnid][0]
+        cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        assert cosine.min() > 0.999  # libjpeg/nvJPEG + tensor resize: close to Pillow, not bit-exact
+    np.testing.assert_allclose(actual["n00000002"][0][1:], expected["n00000002"][0][1:], rtol=1e-5)  # via Pillow

@@ -14,6 +14,8 @@ to 8 bits first; no ImageNet image is 16-bit.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import warnings
@@ -33,6 +35,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", "
 # Pillow's own hard limit (twice MAX_IMAGE_PIXELS): above it an image is refused as a decompression bomb.
 DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 JPEG_MAGIC = b"\xff\xd8\xff"
+JPEG_END = b"\xff\xd9"
 _ID_PATTERNS = (re.compile(r"^(?P<wnid>n\d{8})_(?P<id>\d+)(?P<ext>\.[^.]+)$"),
                 re.compile(r"^ILSVRC2012_val_(?P<id>\d+)(?P<ext>\.[^.]+)$"))
 
@@ -110,6 +113,15 @@ def scan_tree(root: str | Path) -> ImageTree:
     return ImageTree(root, classes, problems)
 
 
+@contextlib.contextmanager
+def _quiet_pillow():
+    """Our size check replaces Pillow's bomb warning; palette-transparency warnings are noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 class SkippedImage(Exception):
     """An image that cannot be used; the message is the reason recorded in the skip log."""
 
@@ -119,24 +131,34 @@ def load_rgb(path: Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     if isinstance(path, Path) and path.stat().st_size == 0:
         raise SkippedImage("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            # The size check below replaces Pillow's bomb warning; palette-transparency warnings are noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise SkippedImage(f"decompression bomb guard: {width}x{height} pixels > {max_pixels}")
-                if image.mode.startswith("I;16"):
-                    pixels = np.asarray(image, dtype=np.uint16)
-                    image = Image.fromarray((pixels >> 8).astype(np.uint8), mode="L")
-                return image.convert("RGB")
+        with _quiet_pillow(), Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise SkippedImage(f"decompression bomb guard: {width}x{height} pixels > {max_pixels}")
+            if image.mode.startswith("I;16"):
+                pixels = np.asarray(image, dtype=np.uint16)
+                image = Image.fromarray((pixels >> 8).astype(np.uint8), mode="L")
+            return image.convert("RGB")
     except Image.DecompressionBombError as error:
         raise SkippedImage(f"decompression bomb guard: {error}") from None
     except UnidentifiedImageError:
         raise SkippedImage("not a recognised image format") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise SkippedImage(f"corrupt or truncated image: {error}") from None
+
+
+def device_decodable(data: bytes, max_pixels: int) -> bool:
+    """A complete RGB or grayscale JPEG within the pixel limit (header read only): what the device decodes.
+
+    Everything else (CMYK, truncated, other formats) goes through Pillow, which handles or rejects it.
+    """
+    if not (data.startswith(JPEG_MAGIC) and data.endswith(JPEG_END)):
+        return False
+    try:
+        with _quiet_pillow(), Image.open(io.BytesIO(data)) as image:
+            return image.format == "JPEG" and image.mode in ("RGB", "L") and image.width * image.height <= max_pixels
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -161,7 +183,7 @@ class ImageDataset(torch.utils.data.Dataset):
         try:
             if self.raw_jpeg:
                 data = path.read_bytes()
-                if data.startswith(JPEG_MAGIC):
+                if device_decodable(data, self.max_pixels):
                     return index, None, torch.frombuffer(bytearray(data), dtype=torch.uint8), None
             return index, self.transform(load_rgb(path, self.max_pixels)), None, None
         except SkippedImage as skip:
