@@ -123,7 +123,8 @@ def load_backbone(weights: str = "imagenet1k_v1", weights_file: str | Path | Non
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise GozError(f"device {device!r} requested but CUDA is not available on this machine")
     spec = WEIGHTS[weights]
-    model = resnet50()
+    with torch.device("meta"):  # every parameter comes from the state dict: skip the random initialization
+        model = resnet50()
     model.fc = nn.Identity()
     if weights_file is not None:
         path = Path(weights_file).resolve()
@@ -131,9 +132,10 @@ def load_backbone(weights: str = "imagenet1k_v1", weights_file: str | Path | Non
     else:
         state, source, digest = _download_weights(weights, spec), spec.url, spec.url.rsplit("-", 1)[-1].split(".")[0]
     # The fc layer's weights are dropped: features stop at the pooled 2048-d output.
-    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    state = {key: value.float() if value.is_floating_point() else value
+             for key, value in state.items() if not key.startswith("fc.")}
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:
         raise GozError(f"{source}: not a torchvision ResNet-50 state dict ({str(error).splitlines()[0]})") from None
     model.eval()
