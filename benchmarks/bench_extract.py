@@ -67,7 +67,7 @@ def cpu_seconds() -> float:
 
 def bare_forward(backbone, n: int, batch_size: int) -> tuple[float, float]:
     """(images/s, CPU seconds/image) of the forward alone on ready (pinned on CUDA) tensors, after a warm-up."""
-    batch = torch.randn(batch_size, 3, 224, 224)
+    batch = torch.randint(0, 256, (batch_size, 3, 224, 224), dtype=torch.uint8)
     if backbone.device.type == "cuda":
         batch = batch.pin_memory()
     backbone.features(batch)

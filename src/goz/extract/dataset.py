@@ -211,7 +211,7 @@ def collate(items: list[tuple[int, torch.Tensor | None, torch.Tensor | None, str
     decoded = [(index, pixels) for index, pixels, _, _ in items if pixels is not None]
     return LoadedBatch(
         indices=torch.tensor([index for index, _ in decoded], dtype=torch.int64),
-        pixels=torch.stack([pixels for _, pixels in decoded]) if decoded else torch.empty(0),
+        pixels=torch.stack([pixels for _, pixels in decoded]) if decoded else torch.empty(0, dtype=torch.uint8),
         jpeg_indices=[index for index, _, raw, _ in items if raw is not None],
         jpegs=[raw for _, _, raw, _ in items if raw is not None],
         failures=[(index, reason) for index, _, _, reason in items if reason is not None],

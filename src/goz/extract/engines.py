@@ -108,8 +108,8 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
     context.enable_progress_bars = False
     items = [{"index": index, "path": str(path)} for index, path in enumerate(collector.paths)]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items) // (4 * batch_size)))
-    pixels = dataset.map_batches(_ray_preprocess, fn_kwargs={"transform": backbone.transform, "max_pixels": max_pixels},
-                                 batch_size=batch_size, num_cpus=1)
+    pixels = dataset.map_batches(_ray_preprocess, batch_size=batch_size, num_cpus=1, fn_kwargs={
+        "transform": backbone.transform, "crop_size": backbone.preprocessing.crop_size[0], "max_pixels": max_pixels})
     features = pixels.map_batches(
         _RayInference, fn_constructor_kwargs={"backbone": [ray.put(backbone.to("cpu"))],
                                               "device": "cuda" if num_gpus else "cpu"},
@@ -123,12 +123,12 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
             bar.update(len(batch["index"]))
 
 
-def _ray_preprocess(batch: dict[str, np.ndarray], transform: Callable, max_pixels: int) -> dict[str, np.ndarray]:
-    """Ray Data CPU stage: files -> normalized pixels (zeros and a reason for skipped files)."""
+def _ray_preprocess(batch: dict[str, np.ndarray], transform: Callable, crop_size: int,
+                    max_pixels: int) -> dict[str, np.ndarray]:
+    """Ray Data CPU stage: files -> uint8 crops (zeros and a reason for skipped files)."""
     dataset = ImageDataset([Path(p) for p in batch["path"]], transform, max_pixels)
     loaded = collate([dataset[i] for i in range(len(dataset))])
-    size = transform.crop_size[0]
-    pixels = np.zeros((len(dataset), 3, size, size), np.float32)
+    pixels = np.zeros((len(dataset), 3, crop_size, crop_size), np.uint8)
     reasons = np.full(len(dataset), "", dtype=object)
     if len(loaded.indices):
         pixels[loaded.indices.numpy()] = loaded.pixels.numpy()
