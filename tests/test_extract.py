@@ -24,6 +24,7 @@ from extract_helpers import make_tree, random_resnet50_file, tiny_backbone
 from goz.cli import main
 from goz.errors import GozError
 from goz.extract import extract
+from goz.extract.dataset import parse_image_name
 from goz.extract.writer import StoreWriter
 from goz.store import FeatureStore
 
@@ -63,6 +64,16 @@ def test_features_equal_torchvision_forward(tmp_path, weights_file):
         assert h5["images/n00000001"].shape == (2, 2048) and h5["images/n00000001"].dtype == np.float32
         assert h5["idx/n00000002"].dtype == np.int64
         assert h5.attrs["weights"] == "imagenet1k_v1" and "Resize(256" in h5.attrs["preprocessing"]
+
+
+def test_file_names_give_image_ids():
+    assert parse_image_name("n01440764", "n01440764_10026.JPEG") == 10026  # ILSVRC-2012 training tree
+    assert parse_image_name("n01440764", "ILSVRC2012_val_00000293.JPEG") == 293  # validation, sorted by class
+    assert parse_image_name("n01440764", "n01440764_7.jpg") == 7  # goz download
+    assert "of class n01443537" in parse_image_name("n01440764", "n01443537_1.jpg")
+    assert "not an image extension" in parse_image_name("n01440764", "n01440764_1.txt")
+    assert "is not <wnid>_<imageid>" in parse_image_name("n01440764", "n01440764_1.jpg.part")
+    assert "is not <wnid>_<imageid>" in parse_image_name("n01440764", "photo.jpg")
 
 
 def _save(path: Path, image: Image.Image, **kwargs) -> None:

@@ -24,7 +24,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="fp32 (default, exact) or fp16/bf16 autocast (faster on GPU, approximate)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 256 on CUDA, 16 on CPU)")
-    parser.add_argument("--workers", type=int, help="decoding processes (default: all cores but two on CUDA, 1 on CPU)")
+    parser.add_argument("--workers", type=int, help="decoding processes (default: all cores but two on CUDA; 0 on CPU: inline)")
     parser.add_argument("--threads", type=int, help="torch threads for the forward pass (default: all cores)")
     parser.add_argument("--gpu-decode", action="store_true",
                         help="decode JPEGs with torchvision.io on the device (nvJPEG; not bit-exact with Pillow)")

@@ -47,9 +47,14 @@ class ExtractResult:
 
 
 def default_workers(device: str) -> int:
-    """CUDA: every core but two decodes (the GPU outruns Pillow). CPU: one; the forward needs the cores."""
+    """CUDA: every core but two decodes (the GPU outruns Pillow). CPU: none, decoding runs inline.
+
+    On CPU a ResNet-50 forward costs ~30x the decoding of its image; a decoding process would
+    preempt the forward's OpenMP threads, which then spin at their barriers (measured in
+    benchmarks/bench_extract.py: inline decoding is the faster configuration).
+    """
     cores = os.cpu_count() or 1
-    return min(32, max(1, cores - 2)) if device.startswith("cuda") else 1
+    return min(32, max(1, cores - 2)) if device.startswith("cuda") else 0
 
 
 def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k_v1",
