@@ -108,6 +108,8 @@ def test_bad_and_unusual_images(tmp_path):
     (a / "n00000002_1.jpg").write_bytes(encoded.getvalue())  # another class's name in this folder
     _save(b / "n00000002_1.jpg", rgb)
     (tmp_path / "images" / "misc").mkdir()
+    (tmp_path / "images" / ".goz" / "manifest").mkdir(parents=True)  # `goz download` bookkeeping: ignored
+    (a / ".DS_Store").write_bytes(b"\0")
 
     store = tmp_path / "f.h5"
     result = extract(tmp_path / "images", store, backbone=tiny_backbone(), progress=False)

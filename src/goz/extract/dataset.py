@@ -3,7 +3,8 @@
 The tree is `IMAGES/<wnid>/<file>`, files named `<wnid>_<imageid>.<ext>` (what `goz download`
 writes, and the ILSVRC-2012 training layout) or `ILSVRC2012_val_<imageid>.<ext>` (validation
 images sorted into class folders, the GOZ seen-class test samples). Within a class, files are
-taken in sorted name order, as the reference's ImageFolder did.
+taken in sorted name order, as the reference's ImageFolder did. Hidden entries (a leading dot,
+like `goz download`'s `.goz/` bookkeeping) are ignored.
 
 Decoding follows the reference (`Image.open(f).convert("RGB")`): EXIF orientation is NOT applied
 (the reference did not apply it, so exact features mean not applying it); CMYK, grayscale,
@@ -87,13 +88,13 @@ def scan_tree(root: str | Path) -> ImageTree:
         raise GozError(f"{root}: no such image folder")
     classes, problems = [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir():
+        if not entry.is_dir() or entry.name.startswith("."):  # e.g. `goz download`'s bookkeeping in .goz/
             continue
         if not WNID_PATTERN.match(entry.name):
             problems.append((entry.name + "/", "folder name is not a WordNet id (n + 8 digits)"))
             continue
         files, seen = [], {}
-        for name in sorted(os.listdir(entry.path)):
+        for name in sorted(n for n in os.listdir(entry.path) if not n.startswith(".")):
             relative = f"{entry.name}/{name}"
             if not os.path.isfile(os.path.join(entry.path, name)):
                 problems.append((relative, "not a regular file"))
