@@ -13,7 +13,6 @@ from goz.extract import extract
 from goz.store import FeatureStore
 
 
-
 @pytest.fixture(scope="module")
 def local_ray():
     tests = Path(__file__).resolve().parent
