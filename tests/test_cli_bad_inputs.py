@@ -258,3 +258,9 @@ def test_help_of_every_subcommand(capsys):
         assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert "split name or file" in text and "feature store (HDF5)" in text
+
+
+def test_unreachable_ray_cluster_is_a_goz_error_not_a_hang(url_list, tmp_path, capsys):
+    code, err = run_cli(["download", url_list, tmp_path / "out", "--quiet", "--engine", "ray",
+                         "--ray-address", "127.0.0.1:1"], capsys)
+    assert code == 2 and "no Ray cluster answers at 127.0.0.1:1" in err

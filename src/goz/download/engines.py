@@ -6,6 +6,7 @@ shard manifests, so every engine shows the same bar.
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 import time
 from collections import defaultdict
@@ -40,6 +41,8 @@ def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: 
             _follow(jobs, bar, lambda: all(f.done() for f in futures))
             return [_shard_result(job, future.result) for job, future in zip(jobs, futures)]
     if engine == "ray":
+        if ray_address:
+            _check_reachable(ray_address)
         ray = _import_ray()
         if not ray.is_initialized():
             try:
@@ -69,6 +72,18 @@ def _shard_result(job: ShardJob, result: Callable[[], dict[str, int]]) -> dict[s
         log.debug("shard %d failed", job.index, exc_info=error)
         reason = str(cause).splitlines()[0] if str(cause) else ""
         raise GozError(f"shard {job.index} failed ({type(cause).__name__}: {reason}); {rerun}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP connection to a `host:port` (or `ray://host:port`) address: ray.init itself retries for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise GozError(f"no Ray cluster answers at {address} ({error}); start one with `ray start --head`, "
+                       f"or leave out --ray-address to start a local one") from None
 
 
 def _import_ray():
