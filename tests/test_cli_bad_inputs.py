@@ -4,8 +4,10 @@ error, never a traceback, never a changed file on disk, never code execution."""
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -264,3 +266,39 @@ def test_unreachable_ray_cluster_is_a_goz_error_not_a_hang(url_list, tmp_path, c
     code, err = run_cli(["download", url_list, tmp_path / "out", "--quiet", "--engine", "ray",
                          "--ray-address", "127.0.0.1:1"], capsys)
     assert code == 2 and "no Ray cluster answers at 127.0.0.1:1" in err
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """Direct children of `pid` started by multiprocessing's spawn (the shard workers, not the resource tracker)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid \
+                    and b"spawn_main" in (entry / "cmdline").read_bytes():
+                children.append(int(entry.name))
+        except (OSError, IndexError, ValueError):  # the process ended while we looked
+            continue
+    return children
+
+
+def test_killed_shard_process_ends_in_a_goz_error(tmp_path):
+    server = FaultServer()
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"n00000001_{i}\t{server.url(f'/drip/{i}')}\n" for i in range(8)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "goz", "download", str(urls), str(tmp_path / "out"), "--processes", "2",
+         "--shards", "2", "--deadline", "30", "--decode-workers", "1", "--quiet"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC})
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _spawned_children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the shards are fetching (the drip server answers one byte per 0.5 s)
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.close()
+    assert process.returncode == 2 and "Traceback" not in err
+    assert "died (killed, or out of memory)" in err and "rerun the same command to resume" in err
