@@ -22,6 +22,7 @@ from goz.download.engines import _shard_result
 from goz.download.shard import ShardJob, run_shard
 from goz.download.urllist import ListEntry
 from goz.errors import GozError
+from goz.store import write_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -239,17 +240,13 @@ def test_fetch_refuses_an_empty_url_list(tmp_path, capsys):
     assert not (tmp_path / "home" / "imagenet" / "fall11_urls.txt").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["store", "info", "{garbage}"], "goz: error: "),
-    (["download", "{garbage}", "{tmp}/out", "--per-class", "0"], "argument --per-class"),
-])
-def test_console_script_prints_no_traceback(argv, message, tmp_path):
+def test_console_script_prints_no_traceback(tmp_path):
     garbage = tmp_path / "garbage"
     garbage.write_bytes(bytes(range(256)))
-    argv = [a.format(garbage=garbage, tmp=tmp_path) for a in argv]
-    result = subprocess.run([sys.executable, "-m", "goz", *argv], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": SRC})
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "goz", "store", "info", str(garbage)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": SRC})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"goz: error: {garbage}: not a readable HDF5 file")
 
 
 def test_help_of_every_subcommand(capsys):
@@ -302,3 +299,14 @@ def test_killed_shard_process_ends_in_a_goz_error(tmp_path):
         server.close()
     assert process.returncode == 2 and "Traceback" not in err
     assert "died (killed, or out of memory)" in err and "rerun the same command to resume" in err
+
+
+def test_closed_output_pipe_ends_quietly(tmp_path):
+    path = write_store(tmp_path / "s.h5", {"n00000001": (np.ones((2, 3), np.float32), np.arange(2))},
+                       attrs={"long": np.arange(8000)})  # JSON larger than a pipe buffer (64 KiB)
+    process = subprocess.Popen([sys.executable, "-m", "goz", "store", "info", "--json", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC})
+    process.stdout.read(10)
+    process.stdout.close()  # like `goz ... | head -c 10`
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and err == ""

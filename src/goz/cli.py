@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import math
+import os
 import pkgutil
 import sys
 
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except GozError as error:
         print(f"goz: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`goz ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return 141
     except OSError as error:  # the environment failed (disk full, permission denied): say so, no traceback
         logging.getLogger("goz").debug("system error", exc_info=True)
         print(f"goz: error: {error}", file=sys.stderr)
