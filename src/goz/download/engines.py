@@ -48,7 +48,8 @@ def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: 
             try:
                 ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise GozError(f"could not start or join the Ray cluster {ray_address or '(local)'}: {error}") from None
+                cluster = ray_address or "(a local one)"
+                raise GozError(f"could not start or join the Ray cluster {cluster}: {error}") from None
         remote_shard = ray.remote(num_cpus=1)(run_shard)
         refs = [remote_shard.remote(job) for job in jobs]
         _follow(jobs, bar, lambda: not ray.wait(refs, num_returns=len(refs), timeout=0)[1])
@@ -61,14 +62,13 @@ def _shard_result(job: ShardJob, result: Callable[[], dict[str, int]]) -> dict[s
     rerun = "rerun the same command to resume (what the shards recorded is not fetched again)"
     try:
         return result()
-    except GozError:
-        raise
     except BrokenProcessPool:
         raise GozError(f"the process running shard {job.index} died (killed, or out of memory); {rerun}") from None
     except Exception as error:
-        cause = getattr(error, "cause", None) or error  # Ray wraps the shard's exception in a RayTaskError
+        # Ray wraps the shard's exception in a RayTaskError (whose text holds the remote traceback).
+        cause = getattr(error, "cause", None) or error
         if isinstance(cause, GozError):
-            raise GozError(str(cause)) from None
+            raise cause from None
         log.debug("shard %d failed", job.index, exc_info=error)
         reason = str(cause).splitlines()[0] if str(cause) else ""
         raise GozError(f"shard {job.index} failed ({type(cause).__name__}: {reason}); {rerun}") from None
