@@ -124,13 +124,13 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
         classes = _classes_with_vectors(table, seen_split, unseen_split)
         built = {name: _create(name, hyperparameters.get(name, {}), seed, device, progress) for name in pending
                  if pending[name]}
+        graph = _graph(hierarchy, classes.seen + classes.unseen)
+        weights = _classifier_weights(classifier_weights, seen_split, classes.seen)
         needs_samples = any(not getattr(model, "fits_on_class_means", False) for model in built.values())
         load_start = time.perf_counter()
         features, labels, means = _read_training(train_store, classes.seen, per_class, needs_samples, train_dtype,
                                                  progress)
         load_seconds = time.perf_counter() - load_start
-        graph = _graph(hierarchy, classes.seen + classes.unseen)
-        weights = _classifier_weights(classifier_weights, seen_split, classes.seen)
         context = {
             "data": _data_kind(train_store, test_store), "seed": seed, "device": device, "per_class": per_class,
             "train": str(train), "test": str(test), "semantics": _describe(semantics),
