@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from goz.report import build_report, build_table
-
 ORDER = 80
 
 
@@ -17,10 +15,14 @@ def add_commands(subparsers) -> None:
 
 
 def run_table(args) -> int:
+    from goz.report import build_table  # imported on use: matplotlib makes `goz --help` slow
+
     print(build_table(args.directory), end="")
     return 0
 
 
 def run_report(args) -> int:
+    from goz.report import build_report
+
     print(f"report written to {build_report(args.directory)}")
     return 0
