@@ -14,7 +14,8 @@ from goz.store import FeatureStore, write_store
 
 
 def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, **kwargs):
-    kwargs = {"hierarchy": benchmark.hierarchy, "progress": False} | kwargs
+    kwargs = {"hierarchy": benchmark.hierarchy, "classifier_weights": benchmark.classifier_weights,
+              "progress": False} | kwargs
     return run_bench(list(models), list(settings), benchmark.train, benchmark.test, benchmark.semantics,
                      benchmark.seen, benchmark.unseen, out, **kwargs)
 
@@ -124,6 +125,9 @@ class _MeanTemplates(ZSLModel):
     """Test-only model fitted on class means: a sample takes its nearest seen class mean's class vector."""
 
     fits_on_class_means = True
+
+    def __init__(self, seed=0, device="cpu", progress=True):
+        self.seed, self.device, self.progress = seed, device, progress
 
     def fit(self, data):
         self.fit_rows_, self.dtype_ = len(data.features), data.features.dtype

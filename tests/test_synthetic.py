@@ -58,6 +58,8 @@ def test_goz_layout_and_properties(tmp_path):
         assert not tree.children(wnid)                       # classes are leaves ...
         assert not tree.ancestors(wnid) & set(classes)        # ... so none is another's ancestor
     assert len(tree.roots) == 1
+    weights = np.load(bench.classifier_weights)
+    assert weights.shape == (12, 65) and weights.dtype == np.float32
     graph = tree.induced_graph(classes)
     assert graph.wnids[:len(classes)] == classes and len(graph) > len(classes)
 

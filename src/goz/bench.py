@@ -18,7 +18,6 @@ samples are scored in chunks.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import platform
@@ -186,13 +185,10 @@ def _classes_with_vectors(table: SemanticsTable, seen: list[str], unseen: list[s
 
 
 def _create(name: str, hyperparameters: Mapping, seed: int, device: str, progress: bool) -> ZSLModel:
-    """The model with the run's seed/device/progress where its __init__ takes them (explicit values win)."""
-    cls = type(model_registry.create(name))
-    accepted = inspect.signature(cls.__init__).parameters
-    defaults = {key: value for key, value in (("seed", seed), ("device", device), ("progress", progress))
-                if key in accepted}
+    """The model with the run's seed, device and progress (every model takes them); explicit values win."""
     try:
-        return model_registry.create(name, **(defaults | dict(hyperparameters)))
+        return model_registry.create(name, **({"seed": seed, "device": device, "progress": progress}
+                                              | dict(hyperparameters)))
     except TypeError as error:
         raise GozError(f"model {name}: bad hyper-parameters {dict(hyperparameters)} ({error})") from None
 

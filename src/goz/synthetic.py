@@ -2,7 +2,9 @@
 
 Same layout as the real one: a train store (seen classes), a test store (unseen test samples AND
 held-out seen samples, as the published test file holds both), split files, a 300-d semantics
-table and a class hierarchy (a latent tree saved as `child<TAB>parent` lines).
+table, a class hierarchy (a latent tree saved as `child<TAB>parent` lines) and the seen classes'
+"pretrained classifier" (`classifier_weights.npy`, (seen, D + 1) weights and bias in seen-split
+order: the analogue of the ResNet fc layer that the original graph models regress).
 
 How the data relate (so that zero-shot transfer is possible but imperfect):
 every tree node has a latent vector that drifts from its parent's (a random walk down the tree);
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from scipy import special
 from tqdm import tqdm
 
 from goz import splits
@@ -67,6 +70,7 @@ class SyntheticBenchmark:
     seen: Path
     unseen: Path
     hierarchy: Path
+    classifier_weights: Path
     config: BenchmarkConfig
 
 
@@ -85,10 +89,12 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
         raise GozError(f"synthetic benchmark: sizes must be positive, got {config}")
     root = Path(out_dir)
     paths = SyntheticBenchmark(root, root / "train_features.h5", root / "test_features.h5", root / "semantics.h5",
-                               root / "seen.txt", root / "unseen.txt", root / "hierarchy.tsv", config)
+                               root / "seen.txt", root / "unseen.txt", root / "hierarchy.tsv",
+                               root / "classifier_weights.npy", config)
     manifest = root / "benchmark.json"
     if manifest.exists() and _read_manifest(manifest) == asdict(config) and all(
-            p.exists() for p in (paths.train, paths.test, paths.semantics, paths.seen, paths.unseen, paths.hierarchy)):
+            p.exists() for p in (paths.train, paths.test, paths.semantics, paths.seen, paths.unseen, paths.hierarchy,
+                                 paths.classifier_weights)):
         return paths
     root.mkdir(parents=True, exist_ok=True)
     manifest.unlink(missing_ok=True)  # the manifest, written last, marks a complete benchmark
@@ -118,6 +124,10 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     splits.save(seen, paths.seen)
     splits.save(unseen, paths.unseen)
     save_edges(edges, paths.hierarchy)
+    weights = _seen_classifier(np.stack([prototype[c] for c in seen]), nuisance, config)
+    with open(paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp"), "wb") as handle:
+        np.save(handle, weights)
+    paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp").replace(paths.classifier_weights)
     temporary = manifest.with_name(manifest.name + ".tmp")
     temporary.write_text(json.dumps(asdict(config), indent=1))
     temporary.replace(manifest)
@@ -169,6 +179,19 @@ def _visual_prototypes(latents: np.ndarray, vectors: np.ndarray, config: Benchma
     linear /= linear.std()
     prototypes = smooth / smooth.std() + 0.5 * linear + config.class_noise * rng.standard_normal(smooth.shape)
     return prototypes - 1.0  # a negative offset makes most ReLU outputs zero, like pooled ResNet features
+
+
+def _seen_classifier(prototypes: np.ndarray, nuisance: np.ndarray, config: BenchmarkConfig) -> np.ndarray:
+    """(C, D + 1) weights and bias (zero) of a linear classifier: each class's exact feature mean, centred.
+
+    E[ReLU(m + e)] for e ~ N(0, s^2) is m Phi(m/s) + s phi(m/s); s^2 adds the isotropic and the
+    nuisance variance of each dimension. Centred like softmax-trained weights, with no bias, the
+    regression targets of graph models stay distinct directions.
+    """
+    spread = np.sqrt(config.sample_noise ** 2 + config.nuisance_noise ** 2 * (nuisance.astype(np.float64) ** 2).sum(0))
+    ratio = prototypes / spread
+    means = prototypes * special.ndtr(ratio) + spread * np.exp(-ratio ** 2 / 2) / math.sqrt(2 * math.pi)
+    return np.concatenate([means - means.mean(0), np.zeros((len(means), 1))], axis=1).astype(np.float32)
 
 
 def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], prototype: dict[str, np.ndarray],
