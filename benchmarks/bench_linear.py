@@ -6,7 +6,7 @@ GOZ scale: 1000 seen classes x 600 training samples (capped at 500 per class, as
 then runs as its own `goz bench` subprocess, both settings, default hyper-parameters, so that
 its wall time and peak resident memory (os.wait4 rusage of that child) are its own.
 
-    python benchmarks/bench_linear.py [--data DIR] [--models conse,devise,eszsl] [--device cpu]
+    python benchmarks/bench_linear.py [--data DIR] [--models conse,devise,eszsl] [--device cpu] [--threads N]
 
 Writes benchmarks/results/bench_linear.json and prints a table.
 """
@@ -30,11 +30,12 @@ GOZ_SCALE = {"n_seen": 1000, "n_unseen": 500, "train_per_class": 600, "test_per_
 TARGET_SECONDS, TARGET_RSS_GB = 300.0, 6.0
 
 
-def time_model(model: str, data, out: Path, device: str) -> dict:
+def time_model(model: str, data, out: Path, device: str, threads: int | None) -> dict:
     command = [sys.executable, "-m", "goz", "bench", "--models", model, "--settings", "zsl,gzsl",
                "--train", str(data.train), "--test", str(data.test), "--semantics", str(data.semantics),
                "--seen", str(data.seen), "--unseen", str(data.unseen), "--per-class", "500",
                "--device", device, "--quiet", "--force", "--out", str(out)]
+    command += ["--threads", str(threads)] if threads else []
     log = out / f"{model}.log"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -55,19 +56,22 @@ def time_model(model: str, data, out: Path, device: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="where to generate (or reuse) the GOZ-scale synthetic data (default: a temp dir)")
+    parser.add_argument("--data", help="where to generate (or reuse) the GOZ-scale data (default: a temp dir)")
     parser.add_argument("--models", default="conse,devise,eszsl")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: torch's choice)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="goz-bench-linear-") as scratch:
         data_dir = Path(args.data or Path(scratch) / "data")
         start = time.perf_counter()
         data = make_benchmark(data_dir, seed=0, quiet=False, **GOZ_SCALE)
         generation = time.perf_counter() - start
-        rows = [time_model(model, data, Path(scratch) / "results", args.device) for model in args.models.split(",")]
+        rows = [time_model(model, data, Path(scratch) / "results", args.device, args.threads)
+                for model in args.models.split(",")]
     total = sum(row["wall_seconds"] for row in rows)
     peak = max(row["peak_rss_gb"] for row in rows)
-    print(f"\nGOZ-scale synthetic data: {GOZ_SCALE} (generated in {generation:.0f} s, not counted)")
+    print(f"\nGOZ-scale synthetic data: {GOZ_SCALE} (generated in {generation:.0f} s, not counted); "
+          f"torch threads: {args.threads or 'default'}")
     print(f"{'model':<8} {'wall s':>8} {'cpu s':>8} {'load s':>7} {'fit s':>7} {'score s':>8} {'peak RSS GB':>12}"
           f" {'zsl top1':>9} {'H top1':>7}")
     for row in rows:
@@ -78,6 +82,7 @@ def main() -> None:
           f"({'met' if total <= TARGET_SECONDS else 'MISSED'}), peak <= {TARGET_RSS_GB} GB "
           f"({'met' if peak <= TARGET_RSS_GB else 'MISSED'})")
     record = {"benchmark": "bench_linear", "data": "synthetic", "scale": GOZ_SCALE, "per_class": 500,
+              "torch_threads": args.threads or "default",
               "generation_seconds": generation, "models": rows, "total_wall_seconds": total, "peak_rss_gb": peak,
               "targets": {"total_wall_seconds": TARGET_SECONDS, "peak_rss_gb": TARGET_RSS_GB},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

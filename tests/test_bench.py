@@ -15,7 +15,7 @@ from goz.store import FeatureStore, write_store
 
 def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, **kwargs):
     kwargs = {"hierarchy": benchmark.hierarchy, "classifier_weights": benchmark.classifier_weights,
-              "progress": False} | kwargs
+              "threads": 1, "progress": False} | kwargs
     return run_bench(list(models), list(settings), benchmark.train, benchmark.test, benchmark.semantics,
                      benchmark.seen, benchmark.unseen, out, **kwargs)
 
@@ -46,7 +46,8 @@ def test_results_json_and_predictions(synthetic_benchmark, tmp_path):
     assert zsl["n_candidates"] == len(unseen) and gzsl["n_candidates"] == len(unseen) + len(seen)
     assert zsl["n_test_samples"] == 10 * len(unseen) and gzsl["n_test_seen_samples"] == 5 * len(seen)
     assert zsl["n_train_samples"] == 30 * len(seen) and zsl["param_gamma"] == 100.0
-    assert {"fit_seconds", "score_seconds", "peak_rss_gb", "version_torch", "version_goz", "train", "test"} <= zsl.keys()
+    assert {"fit_seconds", "score_seconds", "peak_rss_gb", "version_torch", "version_goz", "train", "test",
+            "torch_threads"} <= zsl.keys()
     assert "h_top1" in gzsl and "h_top1" not in zsl
     assert len(gzsl["curve_unseen"]) == len(gzsl["curve_seen"]) == len(gzsl["curve_calibrations"]) > 1
     assert 0 <= gzsl["ausuc"] <= 1

@@ -76,7 +76,7 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
               seed: int = 0, hierarchy: str | Path | Hierarchy | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
               hyperparameters: Mapping[str, Mapping] | None = None, force: bool = False,
-              train_dtype: str | None = None, progress: bool = True) -> list[dict]:
+              train_dtype: str | None = None, threads: int | None = None, progress: bool = True) -> list[dict]:
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
     `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
@@ -84,7 +84,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     `child<TAB>parent` edges file or a `Hierarchy`; graph models get its graph induced by the seen
     and unseen classes. `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
     in split order. `hyperparameters`: {model: {name: value}}. Pairs whose JSON exists are skipped
-    unless `force`. `train_dtype`: "float16"/"float32" (default: float16 above 1 GiB).
+    unless `force`. `train_dtype`: "float16"/"float32" (default: float16 above 1 GiB). `threads`:
+    torch CPU threads for this run (default: torch's choice).
     """
     out = Path(out)
     models, settings = list(dict.fromkeys(models)), list(dict.fromkeys(settings))
@@ -101,10 +102,16 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
         if done:
             log.info("%s: %s already done in %s, skipped (use --force to redo)", model, ", ".join(done), out)
     if any(pending.values()):
-        _run_pending(pending, train=Path(train), test=Path(test), semantics=semantics, seen=seen, unseen=unseen,
-                     out=out, per_class=per_class, seed=seed, hierarchy=hierarchy,
-                     classifier_weights=classifier_weights, device=device, hyperparameters=hyperparameters or {},
-                     train_dtype=train_dtype, progress=progress)
+        previous_threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            _run_pending(pending, train=Path(train), test=Path(test), semantics=semantics, seen=seen,
+                         unseen=unseen, out=out, per_class=per_class, seed=seed, hierarchy=hierarchy,
+                         classifier_weights=classifier_weights, device=device,
+                         hyperparameters=hyperparameters or {}, train_dtype=train_dtype, progress=progress)
+        finally:
+            torch.set_num_threads(previous_threads)
     return [_read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
 
 
@@ -139,7 +146,7 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
             "n_seen_dropped": len(classes.seen_dropped), "n_unseen_dropped": len(classes.unseen_dropped),
             "seen_dropped": classes.seen_dropped, "unseen_dropped": classes.unseen_dropped,
             "n_train_samples": int(len(labels)), "train_dtype": str(features.dtype) if features is not None else "",
-            "load_seconds": load_seconds, **_versions(),
+            "load_seconds": load_seconds, "torch_threads": torch.get_num_threads(), **_versions(),
         }
         for name, model in built.items():
             on_means = getattr(model, "fits_on_class_means", False)

@@ -141,7 +141,8 @@ def _read_manifest(path: Path) -> dict | None:
         return None
 
 
-def _latent_tree(config: BenchmarkConfig, rng: np.random.Generator) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+def _latent_tree(config: BenchmarkConfig,
+                 rng: np.random.Generator) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """(child, parent) edges of a 4-level tree whose leaves are the classes; (edges, internal nodes, classes)."""
     n_classes = config.n_seen + config.n_unseen
     n_groups = max(2, math.ceil(n_classes / config.classes_per_group))

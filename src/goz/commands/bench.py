@@ -21,11 +21,13 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--unseen", default="goz_v1", help="unseen classes: built-in split name or split file")
     bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
     bench.add_argument("--hierarchy", help="for graph models: 'wordnet' or a child<TAB>parent edges file")
-    bench.add_argument("--classifier-weights", help=".npy (len(seen split), D + 1) fc weights and bias, if a model uses them")
+    bench.add_argument("--classifier-weights",
+                       help=".npy (len(seen split), D + 1) fc weights and bias, if a model uses them")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                        help="a hyper-parameter, e.g. --set devise.n_batches=200 (repeatable; VALUE parsed as JSON)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--force", action="store_true", help="redo (model, setting) pairs already finished")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("--out", required=True, help="results directory")
@@ -59,7 +61,8 @@ def run(args) -> int:
         semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy,
         classifier_weights=args.classifier_weights, device=args.device,
-        hyperparameters=parse_assignments(args.set), force=args.force, progress=not args.quiet)
+        hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
+        progress=not args.quiet)
     for result in results:
         gzsl = f"  H top1 {100 * result['h_top1']:.2f}" if result["setting"] == "gzsl" else ""
         print(f"{result['model']:>8} {result['setting']:<5} top1 {100 * result['top1']:6.2f}  "
