@@ -167,13 +167,13 @@ def test_cli_bench_table_report(synthetic_benchmark, tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["bench", "--models", "eszsl,devise", "--settings", "zsl,gzsl", "--train", str(b.train), "--test",
             str(b.test), "--semantics", str(b.semantics), "--seen", str(b.seen), "--unseen", str(b.unseen),
-            "--hierarchy", str(b.hierarchy), "--per-class", "20", "--set", "devise.n_batches=20", "--quiet",
+            "--hierarchy", str(b.hierarchy), "--per-class", "20", "--set", "devise.n_batches=20", "--threads", "1", "--quiet",
             "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "eszsl zsl" in printed and "H top1" in printed
     result = json.loads((out / "devise_gzsl.json").read_text())
-    assert result["param_n_batches"] == 20 and result["n_train_samples"] == 20 * len(splits.load(b.seen))
+    assert result["param_n_batches"] == 20 and result["torch_threads"] == 1 and result["n_train_samples"] == 20 * len(splits.load(b.seen))
     assert main(["table", str(out)]) == 0
     table = capsys.readouterr().out
     assert "SYNTHETIC DATA" in table and "| devise |" in table and "| eszsl |" in table
