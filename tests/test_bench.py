@@ -195,3 +195,9 @@ def test_cli_errors(synthetic_benchmark, tmp_path, capsys, monkeypatch):
     assert "MODEL.PARAM=VALUE" in capsys.readouterr().err
     assert main(["table", str(tmp_path / "nothing")]) == 2
     assert "no such results directory" in capsys.readouterr().err
+
+
+def test_wordnet_hierarchy_is_loaded_on_request(synthetic_benchmark, tmp_path):
+    # The synthetic classes are not WordNet synsets: the packaged WordNet is loaded and the miss reported.
+    with pytest.raises(GozError, match="hierarchy wordnet: 60 classes are not in it"):
+        _bench(synthetic_benchmark, tmp_path, hierarchy="wordnet")
