@@ -33,7 +33,6 @@ DEMO_HYPERPARAMETERS: dict[str, dict] = {
     "eszsl": {"gamma": 10.0, "lam": 10000.0},
     "gcn6": _GRAPH_DEMO | {"hidden": [256, 256, 256, 256, 256]},
     "sgcn": _GRAPH_DEMO,
-    "gcn2": _GRAPH_DEMO,
     "dgp": _GRAPH_DEMO,
 }
 
