@@ -20,7 +20,7 @@ ITERATIVE = dict(batch_size=64, n_batches=60, lr=1e-2)
 # Small but real settings per model so the contract test stays fast; a model missing here runs its defaults.
 GRAPH_FAST = {"hidden": (16,), "epochs": 20}
 FAST_HYPERPARAMETERS = {"conse": ITERATIVE, "devise": ITERATIVE, "eszsl": {"gamma": 1.0, "lam": 1.0},
-                        "gcn6": {**GRAPH_FAST, "hidden": (16,) * 5}, "sgcn": GRAPH_FAST, "gcn2": GRAPH_FAST,
+                        "gcn6": {**GRAPH_FAST, "hidden": (16,) * 5}, "sgcn": GRAPH_FAST,
                         "dgp": GRAPH_FAST}
 
 
@@ -102,6 +102,20 @@ def test_eszsl_class_mean_variant_is_the_closed_form(dtype):
     np.testing.assert_allclose(model.scores(problem.test_features, problem.unseen_wnids),
                                problem.test_features.astype(np.float64) @ expected @ candidate_vectors.T,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_eszsl_fitted_on_class_means_equals_fitted_on_samples(problem):
+    """`goz bench` hands class-mean ESZSL one mean row per class (fits_on_class_means): same model."""
+    on_samples = models.create("eszsl", gamma=3.0, lam=0.5, progress=False)
+    assert on_samples.fits_on_class_means and not models.create("eszsl", per_sample=True).fits_on_class_means
+    on_samples.fit(problem.data)
+    labels = problem.data.labels
+    means = np.stack([problem.data.features[labels == c].astype(np.float64).mean(0)
+                      for c in range(len(problem.seen_wnids))]).astype(np.float32)
+    on_means = models.create("eszsl", gamma=3.0, lam=0.5, progress=False).fit(
+        replace(problem.data, features=means, labels=np.arange(len(means))))
+    np.testing.assert_allclose(on_means.projection_.cpu().numpy(), on_samples.projection_.cpu().numpy(),
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_eszsl_per_sample_variant_streams_to_the_closed_form(problem, monkeypatch):

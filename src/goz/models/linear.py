@@ -197,6 +197,12 @@ class ESZSL(_LinearBaseline):
         self.device = device
         self.progress = progress
 
+    @property
+    def fits_on_class_means(self) -> bool:
+        """The class-mean variant needs only each seen class's mean feature: `goz bench` streams those
+        from the store instead of loading every training sample."""
+        return not self.per_sample
+
     def fit(self, data: TrainingData) -> ESZSL:
         seen = self._start_fit(data, normalize=self.normalize_semantics)
         n_classes, dim = len(seen.wnids), self.feature_dim_
