@@ -13,11 +13,11 @@ from goz.semantics import SemanticsTable
 from goz.store import FeatureStore, write_store
 
 
-def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, **kwargs):
+def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, **kwargs):
     kwargs = {"hierarchy": benchmark.hierarchy, "classifier_weights": benchmark.classifier_weights,
               "threads": 1, "progress": False} | kwargs
     return run_bench(list(models), list(settings), benchmark.train, benchmark.test, benchmark.semantics,
-                     benchmark.seen, benchmark.unseen, out, **kwargs)
+                     seen or benchmark.seen, benchmark.unseen, out, **kwargs)
 
 
 @pytest.mark.slow
@@ -201,3 +201,36 @@ def test_wordnet_hierarchy_is_loaded_on_request(synthetic_benchmark, tmp_path):
     # The synthetic classes are not WordNet synsets: the packaged WordNet is loaded and the miss reported.
     with pytest.raises(GozError, match="hierarchy wordnet: 60 classes are not in it"):
         _bench(synthetic_benchmark, tmp_path, hierarchy="wordnet")
+
+
+def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthetic_benchmark, tmp_path):
+    """The original graph targets were a ResNet's fc layer: a state dict whose rows are the sorted wnids."""
+    import torch
+
+    seen = splits.load(synthetic_benchmark.seen)
+    weights = np.load(synthetic_benchmark.classifier_weights)  # rows in seen-split order
+    shuffle = np.random.default_rng(0).permutation(len(seen))  # a seen split that is not sorted
+    shuffled_seen = splits.save([seen[i] for i in shuffle], tmp_path / "seen_shuffled.txt")
+    np.save(tmp_path / "weights_shuffled.npy", weights[shuffle])
+    order = np.argsort(seen)  # torchvision's class order: sorted wnids
+    torch.save({"fc.weight": torch.from_numpy(weights[order, :-1]), "fc.bias": torch.from_numpy(weights[order, -1])},
+               tmp_path / "resnet50_fc.pth")
+    hyperparameters = {"sgcn": {"epochs": 5, "hidden": [16]}}
+    from_array = _bench(synthetic_benchmark, tmp_path / "npy", ["sgcn"], ["zsl"], hyperparameters=hyperparameters,
+                        seen=shuffled_seen, classifier_weights=tmp_path / "weights_shuffled.npy")
+    from_state_dict = _bench(synthetic_benchmark, tmp_path / "pth", ["sgcn"], ["zsl"], hyperparameters=hyperparameters,
+                             seen=shuffled_seen, classifier_weights=tmp_path / "resnet50_fc.pth")
+    assert from_array[0]["top1"] == from_state_dict[0]["top1"]
+    with np.load(result_paths(tmp_path / "npy", "sgcn", "zsl")[1]) as a, \
+            np.load(result_paths(tmp_path / "pth", "sgcn", "zsl")[1]) as b:
+        np.testing.assert_array_equal(a["topk"], b["topk"])
+    (tmp_path / "bad.txt").write_text("not weights")
+    with pytest.raises(GozError, match="bad.txt"):
+        _bench(synthetic_benchmark, tmp_path / "bad", ["sgcn"], ["zsl"], classifier_weights=tmp_path / "bad.txt")
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(synthetic_benchmark, tmp_path):
+    (tmp_path / "results").write_text("keep me")
+    with pytest.raises(GozError, match="is a file"):
+        _bench(synthetic_benchmark, tmp_path / "results")
+    assert (tmp_path / "results").read_text() == "keep me"

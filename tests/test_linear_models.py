@@ -266,3 +266,10 @@ def test_every_registered_model_keeps_the_contract(problem, name):
                                rtol=1e-5, atol=1e-6)
     again = models.create(name, **fast(name)).fit(problem.data)
     np.testing.assert_array_equal(again.scores(problem.test_features, candidates), scores)
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_unknown_hyperparameter_is_a_goz_error_naming_the_accepted_ones(name):
+    with pytest.raises(GozError, match="no hyper-parameter not_a_parameter; it takes: .*seed"):
+        models.create(name, not_a_parameter=1)
+    assert models.hyperparameter_names(type(models.create(name))) >= set(models.create(name).get_params())

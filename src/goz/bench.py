@@ -39,6 +39,7 @@ from goz import splits
 from goz.errors import GozError, StoreError
 from goz.evaluate import evaluate, seen_unseen_curve, topk_predictions
 from goz.models.base import TrainingData, ZSLModel
+from goz.models.graph_ops import read_classifier_weights
 from goz.semantics import SemanticsTable
 from goz.store import FeatureStore
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy
@@ -244,11 +245,8 @@ def _classifier_weights(weights, seen_split: list[str], seen_kept: list[str]) ->
     if weights is None:
         return None
     if not isinstance(weights, np.ndarray):
-        path = Path(weights)
-        try:
-            weights = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise GozError(f"{path}: not a .npy array of classifier weights ({error})") from None
+        # .pth state dicts (fc.weight/fc.bias, read without unpickling code), .npy or .npz, rows in seen order.
+        weights = read_classifier_weights(weights, seen_split)
     if weights.ndim != 2 or len(weights) != len(seen_split):
         raise GozError(f"classifier weights must be (len(seen split) = {len(seen_split)}, D + 1), "
                        f"got shape {weights.shape}")

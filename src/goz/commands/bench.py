@@ -22,7 +22,7 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
     bench.add_argument("--hierarchy", help="for graph models: 'wordnet' or a child<TAB>parent edges file")
     bench.add_argument("--classifier-weights",
-                       help=".npy (len(seen split), D + 1) fc weights and bias, if a model uses them")
+                       help="seen-class fc weights for graph models: a torchvision state dict (.pth, fc.weight/fc.bias, rows in sorted-wnid order) or .npy/.npz (rows in seen-split order)")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                        help="a hyper-parameter, e.g. --set devise.n_batches=200 (repeatable; VALUE parsed as JSON)")
     bench.add_argument("--seed", type=int, default=0)

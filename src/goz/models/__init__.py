@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import pkgutil
 
 from goz.errors import GozError
@@ -48,12 +49,30 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
 
 
+def hyperparameter_names(cls: type[ZSLModel]) -> set[str]:
+    """The keyword arguments `cls(...)` accepts, following `**kwargs` passed on to base classes."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
 def create(name: str, **hyperparameters) -> ZSLModel:
     _import_all()
     name = _ALIASES.get(name, name)
     if name not in _REGISTRY:
         raise GozError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    return _REGISTRY[name](**hyperparameters)
+    cls = _REGISTRY[name]
+    unknown = sorted(set(hyperparameters) - hyperparameter_names(cls))
+    if unknown:
+        raise GozError(f"model {name!r} has no hyper-parameter {', '.join(unknown)}; "
+                       f"it takes: {', '.join(sorted(hyperparameter_names(cls)))}")
+    return cls(**hyperparameters)
 
 
 # Imported last: selection builds models through `create` above.
