@@ -89,6 +89,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     torch CPU threads for this run (default: torch's choice).
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GozError(f"--out {out} is a file; results go into a folder")
     models, settings = list(dict.fromkeys(models)), list(dict.fromkeys(settings))
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
