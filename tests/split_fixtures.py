@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from goz.wordnet import Hierarchy
 
 ROOT, ANIMAL, TOOL = "n00000000", "n00000001", "n00000002"
@@ -30,6 +32,22 @@ LEMMAS = {ROOT: ["entity"], ANIMAL: ["animal"], TOOL: ["tool"], DOG: ["dog"], CA
           CLAW: ["claw_hammer"], MALLET: ["mallet"], HACKSAW: ["hacksaw"], BANDSAW: ["bandsaw"]}
 SEEN = [HUSKY, POODLE, CLAW]
 LEAVES = [HUSKY, POODLE, BEAGLE, TABBY, SIAMESE, GINGER, CLAW, MALLET, HACKSAW, BANDSAW]
+
+COUNTS = {w: 200 for w in [ROOT, ANIMAL, TOOL, DOG, CAT, HAMMER, SAW, BEAGLE, TABBY, KITTEN, GINGER, MALLET,
+                           HACKSAW, HUSKY, POODLE, CLAW]} | {BANDSAW: 10, SIAMESE: 10}
+
+CANDIDATES = [BEAGLE, DOG, KITTEN, GINGER, HUSKY, TABBY, HACKSAW, SIAMESE]
+# (true, predicted): correct, ancestor, descendant, sibling, within 4 hops, unrelated, sibling
+PAIRS = [(BEAGLE, BEAGLE), (BEAGLE, DOG), (KITTEN, GINGER), (BEAGLE, HUSKY), (TABBY, BEAGLE),
+         (BEAGLE, HACKSAW), (TABBY, SIAMESE)]
+
+
+def write_predictions(path, pairs, candidates=CANDIDATES):
+    index = {w: i for i, w in enumerate(candidates)}
+    true = np.array([index[t] for t, _ in pairs])
+    topk = np.array([[index[p]] + [index[t]] * 4 for t, p in pairs])
+    np.savez(path, candidates=np.array(candidates), true=true, topk=topk,
+             sample_wnids=np.array([t for t, _ in pairs]), sample_ids=np.arange(len(pairs), dtype=np.int64))
 
 
 def hierarchy() -> Hierarchy:

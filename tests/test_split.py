@@ -10,7 +10,7 @@ from goz.split.build import (build_split, dispatch, excluded_branches, hierarchy
 from goz.split.hops import nearest_sources, read_testset
 
 from split_fixtures import (ANIMAL, BANDSAW, BEAGLE, CAT, CLAW, DOG, EDGES, GINGER, HACKSAW, HAMMER, HUSKY,
-                            KITTEN, LEAVES, MALLET, POODLE, ROOT, SAW, SEEN, SIAMESE, TABBY, TOOL, hierarchy,
+                            COUNTS, KITTEN, LEAVES, MALLET, POODLE, ROOT, SAW, SEEN, SIAMESE, TABBY, TOOL, hierarchy,
                             write_edges)
 
 
@@ -71,10 +71,6 @@ def test_target_distribution_and_dispatch():
     assert dispatch(5, np.array([9, 9, 9]), equal, np.array([2, 0, 1])).tolist() == [1, 2, 2]
     assert dispatch(5, np.array([9, 9, 9]), equal, np.array([0, 2, 1])).tolist() == [2, 1, 2]
     assert dispatch(3, np.array([0, 5, 5]), np.array([0.8, 0.1, 0.1]), np.array([0, 1, 2])).sum() == 3
-
-
-COUNTS = {w: 200 for w in [ROOT, ANIMAL, TOOL, DOG, CAT, HAMMER, SAW, BEAGLE, TABBY, KITTEN, GINGER, MALLET,
-                           HACKSAW, HUSKY, POODLE, CLAW]} | {BANDSAW: 10, SIAMESE: 10}
 
 
 def test_distribution_matching_follows_the_seen_distribution():
