@@ -89,7 +89,8 @@ def test_distribution_matching_follows_the_seen_distribution():
 
 def test_build_is_deterministic_and_passes_check(tmp_path):
     h = hierarchy()
-    first = build_split(SEEN, COUNTS, 4, hierarchy=h, lemma_filter=None, seed=3, out=tmp_path / "split.txt")
+    first = build_split(SEEN, COUNTS, 4, hierarchy=h, lemma_filter=None, seed=3, report_depth=1,
+                        out=tmp_path / "split.txt")
     again = build_split(SEEN, COUNTS, 4, hierarchy=h, lemma_filter=None, seed=3)
     assert first.unseen == again.unseen and len(first.unseen) == 4
     assert check_split(first.unseen, SEEN, hierarchy=h, counts=COUNTS, min_images=100).ok

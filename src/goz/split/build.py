@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,8 @@ from goz.split.report import bar_plot, markdown_table, write_text
 from goz.wordnet import Hierarchy
 
 VIRTUAL_ROOT = ""  # joins several roots (synthetic hierarchies) into one spanning tree
-MIN_REPORT_BRANCHES = 8
+MAX_BRANCH_SHARE = 0.5
+PLOTTED_BRANCHES = 20
 
 
 @dataclass
@@ -100,10 +101,12 @@ def write_build_outputs(built: BuiltSplit, out: Path, hierarchy: Hierarchy) -> N
     write_text(out.with_name(out.name + ".report.md"), built.markdown(hierarchy))
     seen_total = sum(b[1] for b in built.branches) or 1
     unseen_total = sum(b[3] for b in built.branches) or 1
-    bar_plot(out.with_name(out.name + ".report.png"), [_label(hierarchy, b[0]) or b[0] for b in built.branches],
-             {"seen": [100.0 * b[1] / seen_total for b in built.branches],
-              "unseen": [100.0 * b[3] / unseen_total for b in built.branches]},
-             title=f"Classes per top-level branch ({len(built.unseen)} unseen)", ylabel="% of the split")
+    shown = sorted(built.branches, key=lambda b: -(b[1] + b[3]))[:PLOTTED_BRANCHES]
+    bar_plot(out.with_name(out.name + ".report.png"), [_label(hierarchy, b[0]) or b[0] for b in shown],
+             {"seen": [100.0 * b[1] / seen_total for b in shown],
+              "unseen": [100.0 * b[3] / unseen_total for b in shown]},
+             title=f"Classes per top-level branch ({len(built.unseen)} unseen; the {len(shown)} largest branches)",
+             ylabel="% of the split")
 
 
 def excluded_branches(hierarchy: Hierarchy, exclude: Sequence[str], exclude_below: Sequence[str]) -> set[str]:
@@ -198,12 +201,13 @@ class SpanningTree:
         return chosen
 
     def report_depth(self, classes: Sequence[str]) -> int:
-        """The shallowest depth whose branches split `classes` at least MIN_REPORT_BRANCHES ways (else 1)."""
+        """The shallowest depth at which no branch holds more than half of `classes` (WordNet with
+        the ILSVRC classes: 5, organism / instrumentality / covering / structure / ...)."""
         deepest = max((len(self.chain[w]) - 1 for w in classes), default=1)
         for depth in range(1, deepest + 1):
-            if len({self.branch(w, depth) for w in classes}) >= MIN_REPORT_BRANCHES:
+            if max(Counter(self.branch(w, depth) for w in classes).values()) <= MAX_BRANCH_SHARE * len(classes):
                 return depth
-        return 1
+        return max(deepest, 1)
 
     def branch(self, wnid: str, depth: int) -> str:
         """The spanning-tree ancestor of `wnid` at `depth` (`wnid` itself when it is not deeper)."""
@@ -211,13 +215,13 @@ class SpanningTree:
 
     def branch_counts(self, depth: int, seen: Sequence[str], candidates: Sequence[str],
                       unseen: Sequence[str]) -> list[tuple[str, int, int, int]]:
-        """(branch, seen, candidates, unseen) for each spanning-tree node at `depth` (a class above
-        that depth is its own branch), largest seen count first."""
+        """(branch, seen, candidates, unseen) for each spanning-tree node at `depth` holding seen or
+        unseen classes (a class above that depth is its own branch), largest seen count first."""
         rows: dict[str, list[int]] = {}
         for column, group in enumerate((seen, candidates, unseen)):
             for wnid in group:
                 rows.setdefault(self.branch(wnid, depth), [0, 0, 0])[column] += 1
-        return sorted(((w, *n) for w, n in rows.items()), key=lambda r: (-r[1], -r[3], r[0]))
+        return sorted(((w, *n) for w, n in rows.items() if n[0] or n[2]), key=lambda r: (-r[1], -r[3], r[0]))
 
 
 def target_distribution(seen_counts: np.ndarray, capacities: np.ndarray, ratio: float) -> np.ndarray:
