@@ -56,6 +56,7 @@ class FeatureStore:
         self.classes: list[str] = list(self._features.keys())
         missing_ids = [wnid for wnid in self.classes if wnid not in self._ids]
         if missing_ids:
+            self._file.close()
             raise StoreError(f"{self.path}: class {missing_ids[0]} has features but no '{IDS_GROUP}' "
                              f"dataset ({len(missing_ids)} classes affected)")
         self._checked: set[str] = set()
