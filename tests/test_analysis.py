@@ -3,9 +3,11 @@ import pytest
 
 from goz.analysis import analyze_bias, analyze_errors, trivial_semantics
 from goz.errors import GozError
+from goz.store import write_store
 
 from split_fixtures import (BEAGLE, CLAW, GINGER, HUSKY, KITTEN, MALLET, PAIRS, POODLE, SEEN, TABBY, hierarchy,
                             write_predictions)
+
 
 def test_error_categories_on_a_hand_built_case(tmp_path):
     write_predictions(tmp_path / "eszsl_zsl.predictions.npz", PAIRS)
@@ -70,3 +72,22 @@ def test_trivial_vectors_and_structural_windows(tmp_path):
         analyze_bias(SEEN, [HUSKY], hierarchy=hierarchy())
     with pytest.raises(GozError, match="both --train and --test"):
         analyze_bias(SEEN, [BEAGLE], hierarchy=hierarchy(), train=tmp_path / "x.h5")
+
+
+def test_trivial_baseline_finds_a_planted_structural_bias(tmp_path):
+    # Unseen images sit at the mean of their nearest seen classes: the structure alone names them.
+    rng = np.random.default_rng(0)
+    means = {w: 3.0 * rng.normal(size=16) for w in SEEN}
+
+    def images(center, n):
+        return (center + 0.1 * rng.normal(size=(n, 16))).astype(np.float32), np.arange(n)
+
+    write_store(tmp_path / "train.h5", {w: images(means[w], 20) for w in SEEN})
+    planted = {BEAGLE: [HUSKY, POODLE], MALLET: [CLAW]}
+    write_store(tmp_path / "test.h5", {w: images(np.mean([means[s] for s in near], axis=0), 10)
+                                       for w, near in planted.items()})
+    analysis = analyze_bias(SEEN, list(planted), hierarchy=hierarchy(), train=tmp_path / "train.h5",
+                            test=tmp_path / "test.h5", model_params={"gamma": 1.0, "lam": 1.0}, out=tmp_path)
+    assert analysis.nearest == planted
+    assert analysis.class_accuracy == {BEAGLE: 1.0, MALLET: 1.0}
+    assert "| 2 hops | 2 | 1.50 | 100.00 | 100.00 |" in (tmp_path / "bias.md").read_text()
