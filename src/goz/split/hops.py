@@ -99,9 +99,11 @@ def compare_splits(a: Sequence[str], b: Sequence[str], *, names: tuple[str, str]
         write_text(out / "compare.md", f"# {names[0]} vs {names[1]}\n\n" + comparison.markdown())
         if histograms:
             distances = sorted({d for h in histograms.values() for d in h})
+            # Shares, not counts: the splits compared often differ in size by an order of magnitude.
             bar_plot(out / "compare.png", [("unreachable" if d < 0 else str(d)) for d in distances],
-                     {name: [h.get(d, 0) for d in distances] for name, h in histograms.items()},
-                     title="Hop distance to the nearest seen class", ylabel="classes")
+                     {name: [100.0 * h.get(d, 0) / max(sum(h.values()), 1) for d in distances]
+                      for name, h in histograms.items()},
+                     title="Hop distance to the nearest seen class", ylabel="% of the split's classes")
     return comparison
 
 
