@@ -177,11 +177,11 @@ def _scatter_factors(path: Path, run: RunErrors, factors: Mapping[str, Mapping[s
     figure, axes = plt.subplots(1, len(factors), figsize=(4.5 * len(factors), 4), squeeze=False)
     for ax, (name, values) in zip(axes[0], factors.items()):
         ax.scatter(list(values.values()), [run.class_accuracy[w] for w in values], s=8, alpha=0.6)
-        if name != "hop distance to seen" and values and min(values.values()) > 0:
-            ax.set_xscale("log")
+        if name != "hop distance to seen":
+            ax.set_xscale("symlog")  # counts span orders of magnitude and include 0
         ax.set_xlabel(name)
         ax.set_ylabel("per-class top-1 accuracy")
-        ax.set_title(f"r = {_pair(run.correlations.get(name))}", fontsize="small")
+        ax.set_title(f"Pearson r / Spearman ρ: {_pair(run.correlations.get(name))}", fontsize="small")
     figure.suptitle(f"{run.model} ({run.setting})")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
