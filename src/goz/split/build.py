@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from goz.errors import GozError, SplitError
 from goz.split.lemmas import LemmaFilter, filter_lemmas
 from goz.split.report import bar_plot, markdown_table, write_text
 from goz.wordnet import Hierarchy
+
+log = logging.getLogger(__name__)
 
 VIRTUAL_ROOT = ""  # joins several roots (synthetic hierarchies) into one spanning tree
 MAX_BRANCH_SHARE = 0.5
@@ -63,6 +66,9 @@ def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hi
         raise GozError(f"--ratio must lie in [0, 1], got {ratio}")
     if size < 1:
         raise GozError(f"the split size must be at least 1, got {size}")
+    unknown = [w for w in seen if w not in hierarchy]
+    if unknown:
+        log.warning("%d seen classes are not in the hierarchy and are ignored: %s", len(unknown), ", ".join(unknown[:10]))
     seen = [w for w in seen if w in hierarchy]
     seen_set = set(seen)
     tiebreak = _seeded_rank(hierarchy, seed)

@@ -36,7 +36,7 @@ def read_counts(source: str | Path) -> dict[str, int]:
     if head.startswith(HDF5_SIGNATURE):
         with FeatureStore(path) as store:
             return store.counts()
-    if head.lstrip().startswith(b"<"):
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<"):
         return read_release_status(path)
     return read_url_list(path)
 
