@@ -18,7 +18,7 @@ import pkgutil
 from goz.errors import GozError
 from goz.models.base import TrainingData, ZSLModel
 
-__all__ = ["TrainingData", "ZSLModel", "register_model", "list_models", "create"]
+__all__ = ["TrainingData", "ZSLModel", "register_model", "list_models", "create", "select_hyperparameters"]
 
 _REGISTRY: dict[str, type[ZSLModel]] = {}
 
@@ -50,3 +50,7 @@ def create(name: str, **hyperparameters) -> ZSLModel:
     if name not in _REGISTRY:
         raise GozError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _REGISTRY[name](**hyperparameters)
+
+
+# Imported last: selection builds models through `create` above.
+from goz.models.selection import select_hyperparameters  # noqa: E402
