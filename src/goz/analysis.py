@@ -282,6 +282,7 @@ def analyze_bias(seen: Sequence[str], unseen: Sequence[str], *, hierarchy: Hiera
 def _score_trivial_baseline(seen: list[str], nearest: Mapping[str, list[str]], train: str | Path,
                             test: str | Path, per_class: int | None, model_name: str,
                             params: dict) -> dict[str, float]:
+    from goz.evaluate import topk_hits
     from goz.models import TrainingData, create  # the model registry imports torch: only when scoring
 
     semantics = trivial_semantics(seen, nearest)
@@ -300,10 +301,6 @@ def _score_trivial_baseline(seen: list[str], nearest: Mapping[str, list[str]], t
     if not scored or not trained:
         raise GozError("the trivial baseline needs seen classes in --train and reachable unseen classes in --test")
     fitted = create(model_name, **params).fit(TrainingData(features, labels, trained, semantics))
-    scores = fitted.scores(test_features, scored)
-    rows = np.arange(len(scores))
-    true_scores = scores[rows, test_labels]
-    scores[rows, test_labels] = -np.inf
-    # A tie with another class counts as a miss: classes sharing a trivial vector are indistinguishable.
-    hits = true_scores > scores.max(axis=1)
+    # topk_hits counts a tie as a miss: unseen classes sharing a trivial vector are indistinguishable.
+    hits = topk_hits(fitted.scores(test_features, scored), test_labels, 1)[:, 0]
     return {w: float(np.mean(hits[test_labels == i])) for i, w in enumerate(scored)}
