@@ -1,5 +1,24 @@
-"""The WordNet 3.0 noun hierarchy and graph queries."""
+"""The WordNet 3.0 noun hierarchy and graph queries.
 
+`load()` returns the WordNet 3.0 noun hierarchy shipped with goz (`goz/data/wordnet/`, generated
+from Princeton's database files by `tools/build_wordnet.py`; license in the same folder).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from goz.wordnet.database import read_resource
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy, Synset
 
-__all__ = ["ClassGraph", "Hierarchy", "Synset"]
+RESOURCE = "wordnet30_nouns.tsv.gz"
+
+__all__ = ["ClassGraph", "Hierarchy", "Synset", "load"]
+
+
+@lru_cache(maxsize=1)
+def load() -> Hierarchy:
+    """The packaged WordNet 3.0 noun hierarchy (82,115 synsets), read once and cached."""
+    with resources.as_file(resources.files("goz") / "data" / "wordnet" / RESOURCE) as path:
+        return read_resource(path)

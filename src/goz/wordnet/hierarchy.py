@@ -25,6 +25,7 @@ class Synset:
     gloss: str = ""
     hypernyms: tuple[str, ...] = ()
     instance_hypernyms: tuple[str, ...] = ()
+    sense_numbers: tuple[int, ...] = ()   # each lemma's noun sense number (1 = its most frequent sense)
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -58,15 +59,18 @@ class ClassGraph:
 class Hierarchy:
     """Graph queries over a set of synsets. Construct from `Synset`s or from (child, parent) pairs."""
 
-    def __init__(self, synsets: Iterable[Synset]):
+    def __init__(self, synsets: Iterable[Synset], attrs: dict | None = None):
         self.synsets: dict[str, Synset] = {s.wnid: s for s in synsets}
+        self.attrs: dict = dict(attrs or {})
         self._children: dict[str, list[str]] = {wnid: [] for wnid in self.synsets}
         for synset in self.synsets.values():
             for parent in synset.parents:
                 if parent not in self.synsets:
                     raise GozError(f"hierarchy: {synset.wnid} has unknown parent {parent}")
                 self._children[parent].append(synset.wnid)
+        self._parents: dict[str, tuple[str, ...]] = {wnid: s.parents for wnid, s in self.synsets.items()}
         self._ancestors: dict[str, frozenset[str]] = {}
+        self._depths: dict[tuple[str, bool], int] = {}
 
     @classmethod
     def from_edges(cls, edges: Iterable[tuple[str, str]], lemmas: dict[str, Sequence[str]] | None = None) -> Hierarchy:
@@ -76,8 +80,18 @@ class Hierarchy:
             parents.setdefault(child, []).append(parent)
             parents.setdefault(parent, [])
         lemmas = lemmas or {}
-        return cls(Synset(w, tuple(lemmas.get(w, ())), tuple(1 for _ in lemmas.get(w, ())), "", tuple(p))
-                   for w, p in parents.items())
+        # Sense numbers follow the order in which a lemma first appears, as in index.noun.
+        senses_so_far: dict[str, int] = {}
+        synsets = []
+        for wnid, synset_parents in parents.items():
+            names = tuple(lemmas.get(wnid, ()))
+            numbers = []
+            for name in names:
+                senses_so_far[name.lower()] = senses_so_far.get(name.lower(), 0) + 1
+                numbers.append(senses_so_far[name.lower()])
+            synsets.append(Synset(wnid, names, tuple(1 for _ in names), "", tuple(synset_parents),
+                                  sense_numbers=tuple(numbers)))
+        return cls(synsets)
 
     # -- basic lookups -----------------------------------------------------------------------------
     def __contains__(self, wnid: object) -> bool:
@@ -109,27 +123,60 @@ class Hierarchy:
     def roots(self) -> list[str]:
         return [w for w, s in self.synsets.items() if not s.parents]
 
+    # -- word senses -------------------------------------------------------------------------------
+    @cached_property
+    def _senses(self) -> dict[str, list[str]]:
+        """lemma (lower case) -> its synsets by sense number (WordNet's frequency order)."""
+        numbered: dict[str, list[tuple[int, str]]] = {}
+        for synset in self.synsets.values():
+            numbers = synset.sense_numbers or (0,) * len(synset.lemmas)
+            for lemma, number in zip(synset.lemmas, numbers):
+                numbered.setdefault(lemma.lower(), []).append((number, synset.wnid))
+        # dict.fromkeys: a synset listing a lemma twice in different case ("Paris", "paris") counts once.
+        return {lemma: list(dict.fromkeys(wnid for _, wnid in sorted(pairs))) for lemma, pairs in numbered.items()}
+
+    @staticmethod
+    def _lemma_key(word: str) -> str:
+        return word.strip().lower().replace(" ", "_")
+
+    def senses(self, word: str) -> list[str]:
+        """The noun synsets of `word` (spaces or underscores, any case), most frequent sense first."""
+        return list(self._senses.get(self._lemma_key(word), ()))
+
+    def most_frequent_sense(self, word: str) -> str | None:
+        """The synset of `word`'s first (most frequent) noun sense; None if `word` is no noun lemma."""
+        senses = self._senses.get(self._lemma_key(word))
+        return senses[0] if senses else None
+
+    def is_most_frequent_sense(self, wnid: str, word: str | None = None) -> bool:
+        """Whether `wnid` is the most frequent noun sense of `word` (default: of any of its lemmas)."""
+        words = [word] if word is not None else self.lemmas(wnid)
+        return any(self.most_frequent_sense(w) == wnid for w in words)
+
     # -- transitive queries ------------------------------------------------------------------------
     def ancestors(self, wnid: str) -> frozenset[str]:
         """Every synset reachable through parents (excluding `wnid`), memoized."""
-        cached = self._ancestors.get(wnid)
+        memo = self._ancestors
+        cached = memo.get(wnid)
         if cached is not None:
             return cached
+        self._get(wnid)
+        parents_of = self._parents
         # Iterative post-order so deep chains cannot overflow the recursion limit.
         stack = [wnid]
         while stack:
             node = stack[-1]
-            pending = [p for p in self._get(node).parents if p not in self._ancestors]
+            parents = parents_of[node]
+            pending = [p for p in parents if p not in memo]
             if pending:
                 stack.extend(pending)
                 continue
             stack.pop()
-            result: set[str] = set()
-            for parent in self.synsets[node].parents:
-                result.add(parent)
-                result |= self._ancestors[parent]
-            self._ancestors[node] = frozenset(result)
-        return self._ancestors[wnid]
+            if len(parents) == 1:
+                memo[node] = memo[parents[0]].union(parents)
+            else:
+                memo[node] = frozenset(parents).union(*(memo[p] for p in parents))
+        return memo[wnid]
 
     def descendants(self, wnid: str) -> set[str]:
         self._get(wnid)
@@ -146,12 +193,15 @@ class Hierarchy:
         return ancestor in self.ancestors(wnid)
 
     def depth(self, wnid: str, longest: bool = False) -> int:
-        """Edges on the shortest (or longest) path from `wnid` up to a root."""
+        """Edges on the shortest (or longest) path from `wnid` up to a root, memoized."""
+        cached = self._depths.get((wnid, longest))
+        if cached is not None:
+            return cached
         parents = self.parents(wnid)
-        if not parents:
-            return 0
         depths = [self.depth(parent, longest) for parent in parents]
-        return 1 + (max(depths) if longest else min(depths))
+        result = 1 + (max(depths) if longest else min(depths)) if depths else 0
+        self._depths[(wnid, longest)] = result
+        return result
 
     def hop_distance(self, a: str, b: str) -> int:
         """Undirected shortest-path length between two synsets (edges = parent links)."""

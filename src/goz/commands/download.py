@@ -1,0 +1,94 @@
+"""`goz download URLS OUT` and `goz download-report OUT`: URL lists -> validated image folders."""
+
+from __future__ import annotations
+
+import json
+
+from goz.download import download, report
+from goz.download.engines import ENGINES
+
+ORDER = 20
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "download", help="download, validate and file the images of an ImageNet-style URL list (resumable)")
+    parser.add_argument("urls", help="local URL list, `<wnid>_<imageid><TAB><url>` per line")
+    parser.add_argument("out", help="output folder: OUT/<wnid>/<wnid>_<imageid>.<ext>")
+    parser.add_argument("--classes", help="keep only these classes: a split name (goz_v1, ilsvrc2012) or file")
+    parser.add_argument("--per-class", type=int, help="keep the first N entries of each class")
+    parser.add_argument("--limit", type=int, help="keep the first N entries of the list")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local (default) or ray")
+    parser.add_argument("--processes", type=int, default=1, help="local engine: shards run in N processes")
+    parser.add_argument("--ray-address", help="ray engine: address of the Ray cluster (default: start a local one)")
+    parser.add_argument("--shards", type=int, help="number of shards (fixed at the first run; default: list size / 10000)")
+    parser.add_argument("--concurrency", type=int, default=256, help="requests in flight per shard (default 256)")
+    parser.add_argument("--per-host", type=int, default=16, help="requests in flight per host (default 16)")
+    parser.add_argument("--deadline", type=float, default=30.0, help="seconds for a whole attempt (default 30)")
+    parser.add_argument("--max-bytes", type=int, default=20 * 2**20, help="largest body accepted (default 20 MiB)")
+    parser.add_argument("--max-attempts", type=int, default=3, help="attempts after 429/503 (default 3)")
+    parser.add_argument("--min-side", type=int, default=32, help="smallest accepted image side in pixels (default 32)")
+    parser.add_argument("--max-pixels", type=int, default=50_000_000,
+                        help="decompression-bomb limit in pixels (default 50M)")
+    parser.add_argument("--resize", type=int, metavar="SHORTER_SIDE",
+                        help="store a JPEG resized (antialiased) to this shorter side instead of the original")
+    parser.add_argument("--placeholder-urls", type=int, default=5,
+                        help="content shared by this many distinct URLs is a placeholder (default 5)")
+    parser.add_argument("--decode-workers", type=int, help="validation processes (default: CPU count)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="refetch retryable failures (timeouts, connection errors, HTTP 429/5xx)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_download)
+
+    report_parser = subparsers.add_parser("download-report", help="classes of a download folder short of a target count")
+    report_parser.add_argument("out", help="a folder written by `goz download`")
+    report_parser.add_argument("--target", type=int, default=100, help="images wanted per class (default 100)")
+    report_parser.add_argument("--classes", help="classes to check: split name or file (default: folders present)")
+    report_parser.add_argument("--json", action="store_true", help="print JSON")
+    report_parser.set_defaults(run=run_report)
+
+
+def run_download(args) -> int:
+    summary = download(
+        args.urls, args.out, classes=args.classes, per_class=args.per_class, limit=args.limit, engine=args.engine,
+        processes=args.processes, ray_address=args.ray_address, shards=args.shards, concurrency=args.concurrency,
+        per_host=args.per_host, deadline=args.deadline, max_bytes=args.max_bytes, max_attempts=args.max_attempts,
+        min_side=args.min_side, max_pixels=args.max_pixels, resize=args.resize,
+        placeholder_urls=args.placeholder_urls, decode_workers=args.decode_workers,
+        retry_failed=args.retry_failed, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return 0
+    stats = summary.list_stats
+    print(f"list       {stats.entries} entries kept of {stats.lines} lines: {stats.blank} blank, "
+          f"{stats.malformed} malformed, {stats.duplicates} duplicate, {stats.filtered} filtered out, "
+          f"{stats.latin1} read as latin-1")
+    for example in stats.malformed_examples:
+        print(f"malformed  {example}")
+    print(f"this run   {summary.processed} fetched, {summary.ok_this_run} ok, {summary.adopted} kept from an "
+          f"interrupted run, {summary.bytes_this_run / 2**20:.1f} MiB in {summary.seconds:.1f}s "
+          f"({summary.images_per_second:.1f} img/s)")
+    for outcome, count in summary.outcomes.items():
+        print(f"outcome    {outcome:<17} {count}")
+    for sha256, urls in summary.suspected_placeholders.items():
+        print(f"placeholder sha256 {sha256[:16]}… shared by {urls} URLs: files quarantined in {args.out}/.goz/quarantine")
+    if summary.ok_per_class:
+        fewest = sorted(summary.ok_per_class.items(), key=lambda item: item[1])[:5]
+        print(f"classes    {len(summary.ok_per_class)}, {max(summary.ok_per_class.values())} images at most; "
+              f"fewest: {', '.join(f'{w} {n}' for w, n in fewest)} "
+              f"(`goz download-report {args.out}` lists every short class)")
+    return 0
+
+
+def run_report(args) -> int:
+    result = report(args.out, target=args.target, classes=args.classes)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    print(f"{len(result.counts)} classes, {sum(result.counts.values())} images; "
+          f"{len(result.short)} classes have fewer than {result.target}")
+    for wnid, count in sorted(result.short.items(), key=lambda item: item[1]):
+        failures = ", ".join(f"{o} {n}" for o, n in sorted(result.failures[wnid].items()))
+        print(f"{wnid}  {count:>5}  missing {result.target - count:>5}  {failures}")
+    return 0

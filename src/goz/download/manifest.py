@@ -1,0 +1,123 @@
+"""The download manifest: one SQLite file (WAL) per shard, one row per URL and its outcome.
+
+Rows are committed in small batches; a file is renamed into place before its row is written, so
+after a kill a file may exist without a row: the next run adopts it instead of fetching it again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+OUTCOMES = ("ok", "http_error", "timeout", "dns_error", "connection_error", "not_image", "placeholder",
+            "too_large", "too_small", "decode_error", "redirect_error", "bad_url")
+# Failures that may succeed later (server overloaded, network down); the others are final.
+RETRYABLE = frozenset({"timeout", "dns_error", "connection_error"})
+RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY, wnid TEXT NOT NULL, image_id INTEGER NOT NULL, url TEXT NOT NULL,
+    outcome TEXT NOT NULL, http_status INTEGER, bytes INTEGER, sha256 TEXT, final_url TEXT,
+    attempts INTEGER NOT NULL, seconds REAL, error TEXT, path TEXT, updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items(sha256);
+"""
+COLUMNS = ("key", "wnid", "image_id", "url", "outcome", "http_status", "bytes", "sha256", "final_url",
+           "attempts", "seconds", "error", "path", "updated")
+
+
+@dataclass
+class Record:
+    """The outcome of one URL, as stored in the manifest."""
+
+    key: str
+    wnid: str
+    image_id: int
+    url: str
+    outcome: str
+    http_status: int | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    final_url: str | None = None
+    attempts: int = 0
+    seconds: float | None = None
+    error: str = ""
+    path: str | None = None
+    updated: float = 0.0
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in RETRYABLE or (self.outcome == "http_error" and self.http_status in RETRYABLE_HTTP)
+
+
+class Manifest:
+    """One shard's manifest. `record` buffers; rows reach the disk at each `flush` (every batch)."""
+
+    def __init__(self, path: str | Path, *, batch_rows: int = 256, batch_seconds: float = 0.5):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(self.path, timeout=60)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(SCHEMA)
+        self._pending: list[Record] = []
+        self._batch_rows, self._batch_seconds = batch_rows, batch_seconds
+        self._last_flush = time.monotonic()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.flush()
+        self._connection.close()
+
+    def records(self, where: str = "", parameters: Iterable = ()) -> Iterator[Record]:
+        self.flush()
+        query = f"SELECT {', '.join(COLUMNS)} FROM items {where}"
+        for row in self._connection.execute(query, tuple(parameters)).fetchall():
+            yield Record(*row)
+
+    def get(self, key: str) -> Record | None:
+        return next(self.records("WHERE key = ?", (key,)), None)
+
+    def record(self, record: Record) -> None:
+        """Adds or replaces a row (attempts add up over runs). Written at the next batch."""
+        record.updated = time.time()
+        self._pending.append(record)
+        if len(self._pending) >= self._batch_rows or time.monotonic() - self._last_flush > self._batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            placeholders = ", ".join("?" * len(COLUMNS))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("key", "attempts"))
+            with self._connection:
+                self._connection.executemany(
+                    f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
+                    f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = items.attempts + excluded.attempts",
+                    [tuple(getattr(r, c) for c in COLUMNS) for r in self._pending])
+            self._pending.clear()
+        self._last_flush = time.monotonic()
+
+    def mark(self, key: str, outcome: str, error: str, path: str | None) -> None:
+        """Changes the outcome of an existing row (e.g. ok -> placeholder when its file is quarantined)."""
+        self.flush()
+        with self._connection:
+            self._connection.execute("UPDATE items SET outcome = ?, error = ?, path = ?, updated = ? WHERE key = ?",
+                                     (outcome, error, path, time.time(), key))
+
+    def finished_keys(self, *, retry_failed: bool) -> set[str]:
+        """Keys not to fetch again: every recorded key, less the retryable failures with `retry_failed`."""
+        return {r.key for r in self.records() if not (retry_failed and r.retryable)}
+
+
+def shard_manifests(out: Path) -> list[Path]:
+    """Every shard manifest of the output folder `out`."""
+    return sorted((Path(out) / ".goz" / "manifest").glob("shard-*.sqlite"))

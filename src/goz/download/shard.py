@@ -1,0 +1,175 @@
+"""One shard of a download job: fetch its pending URLs concurrently, validate each body in a
+process pool, write accepted images atomically, record every outcome in the shard's manifest.
+
+A shard is idempotent: rerun it and it fetches only what its manifest (and the image folders)
+do not already hold. Content shared by many URLs is a placeholder: such files are moved to
+`OUT/.goz/quarantine/` and their rows marked `placeholder`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from goz.download.fetcher import FetchOptions, HostGate, fetch, open_session
+from goz.download.manifest import Manifest, Record
+from goz.download.urllist import ListEntry
+from goz.download.validate import ValidationLimits, validate_and_store
+from goz.home import sha256_of
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything a shard needs; plain data so it can travel to a worker process or a Ray task."""
+
+    index: int
+    entries: list[ListEntry]
+    out: str
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    limits: ValidationLimits = field(default_factory=ValidationLimits)
+    retry_failed: bool = False
+    placeholder_urls: int = 5
+    decode_workers: int = 1
+
+    @property
+    def manifest_path(self) -> Path:
+        return shard_manifest_path(self.out, self.index)
+
+
+def shard_manifest_path(out: str | Path, index: int) -> Path:
+    return Path(out) / ".goz" / "manifest" / f"shard-{index:05d}.sqlite"
+
+
+def work_dir(out: str | Path, name: str) -> Path:
+    """A folder under `OUT/.goz/` (temporary files, quarantine): same file system, so renames are atomic."""
+    path = Path(out) / ".goz" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_shard(job: ShardJob, progress: Callable[[int], None] | None = None,
+              decode_pool: Executor | None = None) -> dict[str, int]:
+    """Runs one shard to completion. Returns counts for this run: processed, ok, bytes, adopted."""
+    own_pool = decode_pool is None
+    if own_pool:
+        # spawn, not fork: the caller may be threaded (Ray, an event loop) and fork would copy its locks.
+        decode_pool = ProcessPoolExecutor(max(1, job.decode_workers), mp_context=get_context("spawn"))
+    try:
+        with Manifest(job.manifest_path) as manifest:
+            return asyncio.run(_ShardRun(job, manifest, decode_pool, progress or (lambda n: None)).run())
+    finally:
+        if own_pool:
+            decode_pool.shutdown(cancel_futures=True)
+
+
+class _ShardRun:
+    def __init__(self, job: ShardJob, manifest: Manifest, decode_pool: Executor, progress: Callable[[int], None]):
+        self.job, self.manifest, self.decode_pool, self.progress = job, manifest, decode_pool, progress
+        self.temporary_dir = str(work_dir(job.out, "tmp"))
+        self.counts = {"processed": 0, "ok": 0, "bytes": 0, "adopted": 0}
+        self.urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
+        self.placeholder_hashes: set[str] = set()
+
+    async def run(self) -> dict[str, int]:
+        finished = self.manifest.finished_keys(retry_failed=self.job.retry_failed)
+        for record in self.manifest.records("WHERE sha256 IS NOT NULL"):
+            self.urls_by_hash[record.sha256].add(record.url)
+        for sha256, urls in self.urls_by_hash.items():
+            if len(urls) >= self.job.placeholder_urls:
+                self._quarantine(sha256)
+        unrecorded = [e for e in self.job.entries if e.key not in finished]
+        on_disk = self._files_on_disk(unrecorded) if unrecorded else {}
+        pending = [e for e in unrecorded if not self._adopt(e, on_disk)]
+        self.progress(len(self.job.entries) - len(pending))
+        queue = iter(pending)
+        gate = HostGate(self.job.fetch.per_host)
+        async with open_session(self.job.fetch) as session:
+            workers = [self._worker(queue, session, gate) for _ in range(min(self.job.fetch.concurrency, len(pending)))]
+            await asyncio.gather(*workers)
+        self.manifest.flush()
+        return self.counts
+
+    def _adopt(self, entry: ListEntry, on_disk: dict[str, Path]) -> bool:
+        """A file renamed into place by a killed run before its row was committed: record it, do not refetch."""
+        found = on_disk.get(entry.key)
+        if found is None:
+            return False
+        sha256 = sha256_of(found)
+        self.manifest.record(Record(entry.key, entry.wnid, entry.image_id, entry.url, "ok",
+                                    bytes=found.stat().st_size, sha256=sha256, path=str(found),
+                                    error="file kept from an interrupted run"))
+        self.urls_by_hash[sha256].add(entry.url)
+        self.counts["adopted"] += 1
+        return True
+
+    def _files_on_disk(self, entries: list[ListEntry]) -> dict[str, Path]:
+        """{key: path} of the image files already in this shard's class folders (one listing per folder)."""
+        files = {}
+        for wnid in {e.wnid for e in entries}:
+            folder = Path(self.job.out) / wnid
+            if folder.is_dir():
+                files.update((Path(name).stem, folder / name) for name in os.listdir(folder))
+        return files
+
+    async def _worker(self, queue, session, gate: HostGate) -> None:
+        loop = asyncio.get_running_loop()
+        for entry in queue:  # one shared iterator: each entry goes to exactly one worker
+            started = time.monotonic()
+            fetched = await fetch(session, gate, entry.url, self.job.fetch)
+            record = Record(entry.key, entry.wnid, entry.image_id, entry.url, fetched.outcome,
+                            http_status=fetched.http_status, final_url=fetched.final_url,
+                            attempts=fetched.attempts, error=fetched.error)
+            if fetched.outcome == "body":
+                record.bytes = len(fetched.data)
+                record.sha256 = hashlib.sha256(fetched.data).hexdigest()
+                if record.sha256 in self.placeholder_hashes:
+                    record.outcome, record.error = "placeholder", "content of a suspected placeholder"
+                else:
+                    stem = str(Path(self.job.out) / entry.wnid / entry.key)
+                    verdict = await loop.run_in_executor(self.decode_pool, validate_and_store, fetched.data,
+                                                         stem, self.temporary_dir, self.job.limits)
+                    record.outcome, record.error, record.path = verdict.outcome, verdict.error, verdict.path or None
+            record.seconds = round(time.monotonic() - started, 4)
+            self.manifest.record(record)
+            self.counts["processed"] += 1
+            if record.outcome == "ok":
+                self.counts["ok"] += 1
+                self.counts["bytes"] += record.bytes
+            if record.sha256:
+                self._count_hash(record)
+            self.progress(1)
+
+    def _count_hash(self, record: Record) -> None:
+        urls = self.urls_by_hash[record.sha256]
+        urls.add(record.url)
+        crossed = len(urls) >= self.job.placeholder_urls and record.sha256 not in self.placeholder_hashes
+        # A copy validated while the hash was being flagged is quarantined too.
+        if crossed or (record.sha256 in self.placeholder_hashes and record.outcome == "ok"):
+            self._quarantine(record.sha256)
+
+    def _quarantine(self, sha256: str) -> None:
+        self.placeholder_hashes.add(sha256)
+        count = len(self.urls_by_hash[sha256])
+        quarantine_hash(self.manifest, self.job.out, sha256, f"content shared by {count}+ distinct URLs")
+
+
+def quarantine_hash(manifest: Manifest, out: str | Path, sha256: str, reason: str) -> int:
+    """Moves every kept file with this content out of the class folders; marks its row. Idempotent."""
+    moved = 0
+    quarantine = work_dir(out, "quarantine")
+    for record in manifest.records("WHERE sha256 = ? AND outcome = 'ok'", (sha256,)):
+        source = Path(record.path) if record.path else None
+        target = quarantine / source.name if source else None
+        if source is not None and source.exists():
+            os.replace(source, target)
+            moved += 1
+        manifest.mark(record.key, "placeholder", f"suspected placeholder: {reason}", str(target) if target else None)
+    return moved

@@ -1,0 +1,106 @@
+"""Reading ImageNet-style URL lists: `<wnid>_<imageid><TAB><url>` per line.
+
+The real lists are not clean: some lines are not UTF-8 (read as latin-1), some are blank or cut.
+Bad lines are counted and reported, never fatal. Names come only from a validated wnid and a
+numeric id, so a line cannot make the downloader write outside its output folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from goz.errors import GozError
+
+NAME_PATTERN = re.compile(r"^(n\d{8})_(\d{1,18})$")
+URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S.*$")
+
+
+@dataclass(frozen=True, slots=True)  # slots: the fall-2011 list holds 14 million of them
+class ListEntry:
+    """One image to fetch: its class, its numeric id in that class, and its URL."""
+
+    wnid: str
+    image_id: int
+    url: str
+
+    @property
+    def key(self) -> str:
+        """The file stem `<wnid>_<imageid>` (also the manifest key)."""
+        return f"{self.wnid}_{self.image_id}"
+
+
+@dataclass
+class ListStats:
+    """What reading the list found: line counts and why lines were dropped."""
+
+    lines: int = 0
+    entries: int = 0
+    blank: int = 0
+    malformed: int = 0
+    latin1: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    malformed_examples: list[str] = field(default_factory=list)
+
+    def note_malformed(self, number: int, line: str) -> None:
+        self.malformed += 1
+        if len(self.malformed_examples) < 5:
+            self.malformed_examples.append(f"line {number}: {line[:120]!r}")
+
+
+def parse_line(raw: bytes) -> tuple[str, bool]:
+    """The line as text, and whether it had to be read as latin-1 (not valid UTF-8)."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), True
+
+
+def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
+                  per_class: int | None = None, limit: int | None = None) -> tuple[list[ListEntry], ListStats]:
+    """The entries of a URL list in file order, filtered, and the reading statistics.
+
+    `classes` keeps only those wnids; `per_class` keeps the first N entries of each class;
+    `limit` stops after N entries in total. A repeated `<wnid>_<imageid>` keeps its first URL.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GozError(f"URL list {path} does not exist (get the ImageNet list with `goz fetch imagenet-urls`)")
+    wanted = set(classes) if classes is not None else None
+    stats = ListStats()
+    entries: list[ListEntry] = []
+    seen: set[str] = set()
+    per_class_count: Counter[str] = Counter()
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            stats.lines += 1
+            text, was_latin1 = parse_line(raw)
+            stats.latin1 += was_latin1
+            text = text.strip()
+            if not text:
+                stats.blank += 1
+                continue
+            parts = text.split(None, 1)
+            match = NAME_PATTERN.match(parts[0])
+            if len(parts) != 2 or not match or not URL_PATTERN.match(parts[1].strip()):
+                stats.note_malformed(number, text)
+                continue
+            entry = ListEntry(match.group(1), int(match.group(2)), parts[1].strip())
+            if entry.key in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(entry.key)
+            if (wanted is not None and entry.wnid not in wanted) or (
+                    per_class is not None and per_class_count[entry.wnid] >= per_class):
+                stats.filtered += 1
+                continue
+            per_class_count[entry.wnid] += 1
+            entries.append(entry)
+            if limit is not None and len(entries) >= limit:
+                break
+    stats.entries = len(entries)
+    return entries, stats
