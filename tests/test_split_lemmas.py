@@ -47,5 +47,5 @@ def test_word_count_and_vocabulary_files(tmp_path):
     with pytest.raises(GozError, match="counts.txt:1: expected 'word count'"):
         read_word_counts(counts)
     vectors = tmp_path / "vectors.txt"
-    vectors.write_text("the 0.1 0.2\nTabby 0.3 0.4\n\n")
-    assert read_vocabulary(vectors) == {"the", "tabby"}
+    vectors.write_text("the 0.1 0.2\nTabby 0.3 0.4\nmallet 0.5 0.6\n")
+    assert read_vocabulary(vectors, ["tabby", "Mallet", "saw"]) == {"tabby", "mallet"}

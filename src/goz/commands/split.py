@@ -7,7 +7,7 @@ from pathlib import Path
 from goz import splits
 from goz.split import (LemmaFilter, build_split, check_split, compare_splits, hop_split, load_hierarchy,
                        read_counts)
-from goz.split.lemmas import read_vocabulary, read_word_counts
+from goz.split.lemmas import candidate_words, read_vocabulary, read_word_counts
 
 ORDER = 60
 
@@ -38,7 +38,7 @@ def add_commands(subparsers) -> None:
     build.add_argument("--word-counts", help="word-frequency file ('word count' per line) for the bounds below")
     build.add_argument("--min-word-count", type=int, help="keep words counted more than this (needs --word-counts)")
     build.add_argument("--max-word-count", type=int, help="keep words counted less than this (needs --word-counts)")
-    build.add_argument("--vocabulary", help="word-vector text file: keep lemmas in its vocabulary")
+    build.add_argument("--vocabulary", help="word-vector file (as for goz embed): keep lemmas in its vocabulary")
     build.add_argument("--exclude", action="append", default=[], metavar="WNID",
                        help="drop this subtree, root included (repeatable)")
     build.add_argument("--exclude-below", action="append", default=[], metavar="WNID",
@@ -85,13 +85,14 @@ def run_check(args) -> int:
 
 
 def run_build(args) -> int:
+    hierarchy, counts = load_hierarchy(args.hierarchy), read_counts(args.counts)
+    vocabulary = (read_vocabulary(args.vocabulary, candidate_words(hierarchy, counts, args.min_images))
+                  if args.vocabulary else None)
     lemma_filter = None if args.no_lemma_filter else LemmaFilter(
         most_frequent_sense=not args.any_sense,
         word_counts=read_word_counts(args.word_counts) if args.word_counts else None,
-        min_word_count=args.min_word_count, max_word_count=args.max_word_count,
-        vocabulary=read_vocabulary(args.vocabulary) if args.vocabulary else None)
-    built = build_split(splits.load(args.seen), read_counts(args.counts), args.size,
-                        hierarchy=load_hierarchy(args.hierarchy), min_images=args.min_images,
+        min_word_count=args.min_word_count, max_word_count=args.max_word_count, vocabulary=vocabulary)
+    built = build_split(splits.load(args.seen), counts, args.size, hierarchy=hierarchy, min_images=args.min_images,
                         lemma_filter=lemma_filter, exclude=args.exclude, exclude_below=args.exclude_below,
                         ratio=args.ratio, seed=args.seed, report_depth=args.report_depth, out=args.out)
     for step, left in built.stages.items():

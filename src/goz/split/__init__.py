@@ -16,6 +16,7 @@ from goz.split.counts import read_counts
 from goz.split.hops import compare_splits, hop_split
 from goz.split.lemmas import LemmaFilter
 from goz.wordnet import Hierarchy
+from goz.wordnet import load as load_wordnet
 
 __all__ = ["LemmaFilter", "build_split", "check_split", "compare_splits", "hop_split", "load_hierarchy",
            "read_counts"]
@@ -24,8 +25,7 @@ __all__ = ["LemmaFilter", "build_split", "check_split", "compare_splits", "hop_s
 def load_hierarchy(source: str | Path = "wordnet") -> Hierarchy:
     """`wordnet` (the packaged WordNet 3.0 nouns) or an edges file: `child<TAB>parent` per line."""
     if str(source) == "wordnet":
-        from goz.wordnet import load
-        return load()
+        return load_wordnet()
     path = Path(source)
     if not path.is_file():
         raise GozError(f"{path}: no such hierarchy file (expected 'wordnet' or a child<TAB>parent edges file)")

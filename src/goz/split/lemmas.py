@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goz.errors import GozError
+from goz.semantics import load_word_vectors
 from goz.wordnet import Hierarchy
 
 
@@ -65,9 +66,12 @@ def read_word_counts(path: str | Path) -> dict[str, int]:
     return counts
 
 
-def read_vocabulary(path: str | Path) -> frozenset[str]:
-    """The words of a word-vector text file (GloVe / word2vec text: the word is the first field)."""
-    path = Path(path)
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        # Only the first field matters; splitting once avoids parsing 300 floats per line.
-        return frozenset(line.split(" ", 1)[0].lower() for line in handle if line.strip() and " " in line)
+def read_vocabulary(path: str | Path, words: Iterable[str]) -> frozenset[str]:
+    """Which of `words` (lower case) have a vector in a word-vector file (any format `goz embed` reads)."""
+    return frozenset(load_word_vectors(path, {w.lower() for w in words}, lowercase=True))
+
+
+def candidate_words(hierarchy: Hierarchy, counts: dict[str, int], min_images: int) -> set[str]:
+    """The lower-cased lemmas of every synset with at least `min_images` images: the words worth looking up."""
+    return {lemma.lower() for wnid, n in counts.items() if n >= min_images and wnid in hierarchy
+            for lemma in hierarchy.lemmas(wnid)}
