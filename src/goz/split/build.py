@@ -51,7 +51,7 @@ class BuiltSplit:
         return (f"# Split built by `goz split build`\n\n{options}\n\n## Classes left after each step\n\n"
                 + markdown_table(["step", "classes"], list(self.stages.items()))
                 + "\n## Classes per top-level branch\n\n"
-                + markdown_table(["branch", "name", "seen", "seen %", "candidates", "unseen", "unseen %"],
+                + markdown_table(["branch", "name", "seen", "seen %", "candidates after filters", "unseen", "unseen %"],
                                  [[w, _label(hierarchy, w), s, 100.0 * s / seen_total, c, u, 100.0 * u / unseen_total]
                                   for w, s, c, u in self.branches]))
 
@@ -91,7 +91,7 @@ def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hi
     stages["distribution matching"] = len(unseen)
     depth = report_depth if report_depth is not None else tree.report_depth([*seen, *unseen])
     options = {"size": size, "min_images": min_images, "ratio": ratio, "seed": seed,
-               "lemma_filter": lemma_filter is not None and _describe(lemma_filter),
+               "lemma_filter": _describe(lemma_filter) if lemma_filter is not None else "off",
                "exclude": ", ".join(exclude) or "none", "exclude_below": ", ".join(exclude_below) or "none",
                "seen classes": len(seen), "report depth": depth}
     built = BuiltSplit(unseen, stages, tree.branch_counts(depth, seen, candidates, unseen), options,
