@@ -98,19 +98,20 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     if not files:
         raise GozError(f"{results}: no *{PREDICTIONS_SUFFIX} files (write them with `goz bench`)")
     classify = ErrorClassifier(hierarchy, max_hops)
+    seen_set = set(seen)
     seen_distance = hierarchy.hop_distances([w for w in seen if w in hierarchy]) if seen else None
     runs = []
     for path in files:
-        model, _, setting = path.name.removesuffix(PREDICTIONS_SUFFIX).rpartition("_")
+        stem = path.name.removesuffix(PREDICTIONS_SUFFIX)
+        model, _, setting = stem.rpartition("_") if "_" in stem else (stem, "", "")
         truth, predicted = read_top1(path, hierarchy)
         pair_counts = Counter(zip(truth, predicted))
         categories: Counter[str] = Counter()
         for (t, p), n in pair_counts.items():
             categories[classify(t, p)] += n
         class_accuracy = _class_accuracy(truth, predicted)
-        factors = class_factors(hierarchy, [w for w in class_accuracy if w not in set(seen)],
-                                seen_distance, counts)
-        run = RunErrors(model or path.name, setting, len(truth), dict(categories), class_accuracy)
+        factors = class_factors(hierarchy, [w for w in class_accuracy if w not in seen_set], seen_distance, counts)
+        run = RunErrors(model, setting, len(truth), dict(categories), class_accuracy)
         run.correlations = {name: correlation([class_accuracy[w] for w in values], list(values.values()))
                             for name, values in factors.items()}
         runs.append(run)
