@@ -8,6 +8,7 @@ from goz.split import check_split, compare_splits, hop_split, load_hierarchy
 from goz.split.build import (build_split, dispatch, excluded_branches, hierarchy_filter, target_distribution,
                              _seeded_rank)
 from goz.split.hops import nearest_sources, read_testset
+from goz.wordnet import Hierarchy
 
 from split_fixtures import (ANIMAL, BANDSAW, BEAGLE, CAT, CLAW, DOG, EDGES, GINGER, HACKSAW, HAMMER, HUSKY,
                             COUNTS, KITTEN, LEAVES, MALLET, POODLE, ROOT, SAW, SEEN, SIAMESE, TABBY, TOOL, hierarchy,
@@ -165,3 +166,22 @@ def test_edges_file_hierarchy(tmp_path):
     with pytest.raises(GozError, match=":1: expected"):
         load_hierarchy(path)
     assert len(EDGES) == 18
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_built_splits_always_pass_check_on_random_dags(seed):
+    rng = np.random.default_rng(seed)
+    nodes = [f"n{i:08d}" for i in range(400)]
+    # Each node after the first has one to three parents among the nodes before it: a random DAG.
+    edges = [(nodes[i], nodes[int(p)]) for i in range(1, len(nodes))
+             for p in set(rng.integers(0, i, size=rng.integers(1, 4)).tolist())]
+    h = Hierarchy.from_edges(edges)
+    leaves = [w for w in nodes if not h.children(w)]
+    seen = rng.choice(leaves, size=len(leaves) // 4, replace=False).tolist()
+    counts = {w: int(rng.integers(0, 300)) for w in nodes} | {w: 300 for w in seen}
+    for ratio in (0.0, 0.5, 1.0):
+        built = build_split(seen, counts, 10, hierarchy=h, lemma_filter=None, ratio=ratio, seed=seed,
+                            exclude_below=[nodes[5]])
+        assert len(built.unseen) == 10
+        report = check_split(built.unseen, seen, hierarchy=h, counts=counts, min_images=100)
+        assert report.ok, report.summary()
