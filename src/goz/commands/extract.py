@@ -1,0 +1,76 @@
+"""`goz extract IMAGES STORE.h5` and `goz verify IMAGES STORE.h5 [--recompute N]`."""
+
+from __future__ import annotations
+
+from goz.extract import extract, verify
+from goz.extract.backbone import PRECISIONS, WEIGHTS
+
+ORDER = 30
+SHOWN_SKIPS = 20
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "extract", help="ResNet-50 features of an image folder into a GOZ feature store (resumable)",
+        description="Extracts torchvision ResNet-50 pooled features of IMAGES/<wnid>/<wnid>_<id>.<ext> into "
+                    "STORE.h5 (the GOZ layout). Rerun the same command to resume after an interruption.")
+    parser.add_argument("images", help="image folder: one sub-folder per WordNet id")
+    parser.add_argument("store", help="HDF5 feature store to create or complete")
+    parser.add_argument("--weights", choices=sorted(WEIGHTS), default="imagenet1k_v1",
+                        help="torchvision weights and their preprocessing (default: imagenet1k_v1, the GOZ features')")
+    parser.add_argument("--weights-file", metavar="PATH",
+                        help="a torchvision ResNet-50 state dict on disk, for machines without internet")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
+                        help="fp32 (default, exact) or fp16/bf16 autocast (faster on GPU, approximate)")
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 256 on CUDA, 16 on CPU)")
+    parser.add_argument("--workers", type=int, help="decoding processes (default: all cores but two on CUDA; 0 on CPU: inline)")
+    parser.add_argument("--threads", type=int, help="torch threads for the forward pass (default: all cores)")
+    parser.add_argument("--gpu-decode", action="store_true",
+                        help="decode JPEGs with torchvision.io on the device (nvJPEG; not bit-exact with Pillow)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local DataLoader (default) or a Ray Data pipeline")
+    parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    parser.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray inference actor (default: 0)")
+    parser.add_argument("--actors", type=int, default=1, help="Ray inference actors (default: 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_extract)
+
+    check = subparsers.add_parser(
+        "verify", help="check a feature store against its image folder",
+        description="The four checks of the original extraction code: same classes, same number of samples "
+                    "per class, ids equal to the file names, recomputed features equal to the stored ones.")
+    check.add_argument("images", help="image folder the store was extracted from")
+    check.add_argument("store", help="HDF5 feature store")
+    check.add_argument("--recompute", type=int, default=0, metavar="N",
+                       help="recompute the features of N random classes and compare (default: 0)")
+    check.add_argument("--weights-file", metavar="PATH", help="the weights file the store was extracted with")
+    check.add_argument("--device", default="cpu", help="device for --recompute (default: cpu)")
+    check.add_argument("--seed", type=int, default=0, help="seed choosing the recomputed classes")
+    check.set_defaults(run=run_verify)
+
+
+def run_extract(args) -> int:
+    result = extract(args.images, args.store, weights=args.weights, weights_file=args.weights_file,
+                     device=args.device, precision=args.precision, batch_size=args.batch_size,
+                     workers=args.workers, threads=args.threads, engine=args.engine, gpu_decode=args.gpu_decode,
+                     num_gpus=args.num_gpus, actors=args.actors, ray_address=args.ray_address,
+                     progress=not args.no_progress)
+    print(f"store      {result.store}")
+    print(f"classes    {result.classes} in the folder: {result.extracted_classes} extracted now, "
+          f"{result.already_done} already in the store")
+    print(f"images     {result.images} in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s)")
+    if result.skipped:
+        print(f"skipped    {len(result.skipped)} files (listed in {result.store}.skipped.tsv):")
+        for stage, file, reason in result.skipped[:SHOWN_SKIPS]:
+            print(f"  {file}: {reason} [{stage}]")
+        if len(result.skipped) > SHOWN_SKIPS:
+            print(f"  ... and {len(result.skipped) - SHOWN_SKIPS} more")
+    return 0
+
+
+def run_verify(args) -> int:
+    report = verify(args.images, args.store, recompute=args.recompute, weights_file=args.weights_file,
+                    device=args.device, seed=args.seed)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1

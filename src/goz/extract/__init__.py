@@ -1,0 +1,108 @@
+"""Image folders -> GOZ feature store: `extract(images, store, ...)` and `verify(images, store, ...)`.
+
+Modules: `dataset` (tree scan, Pillow decoding, torch Dataset), `backbone` (ResNet-50 and its
+preprocessing), `writer` (crash-safe commits, lock, skip log), `engines` (local DataLoader, Ray
+Data), `verify` (the reference's four checks).
+
+Test hook: both functions accept `backbone=`, a prebuilt `Backbone` used instead of loading
+ResNet-50 (the tests inject a tiny model where the numbers do not matter).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from goz.errors import GozError
+from goz.extract.backbone import Backbone, load_backbone
+from goz.extract.dataset import DEFAULT_MAX_PIXELS, scan_tree
+from goz.extract.engines import ClassCollector, run_local, run_ray
+from goz.extract.verify import VerifyReport, verify
+from goz.extract.writer import StoreWriter, read_skip_log
+
+__all__ = ["extract", "verify", "ExtractResult", "VerifyReport", "Backbone", "load_backbone"]
+
+log = logging.getLogger(__name__)
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class ExtractResult:
+    store: Path
+    classes: int                 # classes in the image folder
+    extracted_classes: int       # classes committed by this run
+    already_done: int            # classes found committed by an earlier run
+    images: int                  # images processed by this run (decoded or skipped)
+    seconds: float
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, file, reason), whole store
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def default_workers(device: str) -> int:
+    """CUDA: every core but two decodes (the GPU outruns Pillow). CPU: none, decoding runs inline.
+
+    On CPU a ResNet-50 forward costs ~30x the decoding of its image; a decoding process would
+    preempt the forward's OpenMP threads, which then spin at their barriers (measured in
+    benchmarks/bench_extract.py: inline decoding is the faster configuration).
+    """
+    cores = os.cpu_count() or 1
+    return min(32, max(1, cores - 2)) if device.startswith("cuda") else 0
+
+
+def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k_v1",
+            weights_file: str | Path | None = None, device: str = "cpu", precision: str = "fp32",
+            batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
+            engine: str = "local", gpu_decode: bool = False, num_gpus: float = 0, actors: int = 1,
+            ray_address: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
+            backbone: Backbone | None = None) -> ExtractResult:
+    """Extracts ResNet-50 features of every class folder of `images` into the GOZ store `store`.
+
+    Resumable: classes already in the store (or committed as parts by a killed run) are skipped,
+    new classes are added. `threads` sets torch's intra-op threads (default: all cores).
+    `engine="ray"` runs on a Ray cluster (`ray_address`, `num_gpus` per actor, `actors`).
+    """
+    if engine not in ENGINES:
+        raise GozError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if gpu_decode and engine == "ray":
+        raise GozError("--gpu-decode is supported by the local engine only")
+    started = time.perf_counter()
+    store = Path(store)
+    tree = scan_tree(images)
+    for file, reason in tree.problems:
+        log.warning("skipped %s: %s", file, reason)
+    if threads:
+        torch.set_num_threads(threads)
+    if backbone is None:
+        backbone = load_backbone(weights, weights_file, device=device, precision=precision, gpu_decode=gpu_decode)
+    cuda = backbone.device.type == "cuda"
+    batch_size = batch_size or (256 if cuda else 16)
+    workers = default_workers(str(backbone.device)) if workers is None else workers
+    with StoreWriter(store, backbone.attrs) as writer:
+        already = [c for c in tree.classes if c.wnid in writer.committed]
+        pending = [c for c in tree.classes if c.wnid not in writer.committed
+                   and not all(f.path.relative_to(tree.root).as_posix() in writer.decode_skips for f in c.files)]
+        log.info("%d classes, %d already in the store, %d to extract (%d images)", len(tree.classes),
+                 len(already), len(pending), sum(len(c.files) for c in pending))
+        collector = ClassCollector(pending, tree.root, backbone.dim, writer.commit)
+        try:
+            if engine == "local":
+                run_local(collector, backbone, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                          gpu_decode=gpu_decode, progress=progress)
+            else:
+                run_ray(collector, backbone, batch_size=batch_size, num_gpus=num_gpus, actors=actors,
+                        ray_address=ray_address, max_pixels=max_pixels, progress=progress)
+        finally:
+            # Also on Ctrl-C or an error: what was committed reaches the store now.
+            writer.merge(tree.problems)
+    return ExtractResult(
+        store=store, classes=len(tree.classes), extracted_classes=len(pending), already_done=len(already),
+        images=len(collector.files), seconds=time.perf_counter() - started,
+        skipped=[(stage, file, reason) for file, (stage, reason) in read_skip_log(store).items()])

@@ -1,0 +1,399 @@
+"""Graph baselines: GCN-6, SGCN (GCN-2) and DGP (ADGPM) predict every class's classifier from the
+class graph and the class vectors, by regressing the seen classes' classifiers.
+
+- `gcn6` (Wang, Ye and Gupta, CVPR 2018): six graph convolutions 300 -> 2048 -> 2048 -> 1024 ->
+  1024 -> 512 -> D+1 over D^-1/2 (A + I) D^-1/2 of the undirected hierarchy, LeakyReLU 0.2,
+  dropout 0.5 on the inputs of every layer but the first (the class vectors are not dropped).
+- `sgcn`, alias `gcn2` (Kampffmeyer et al., CVPR 2019): two layers 300 -> 2048 -> D+1 over the
+  row-normalized symmetrized A + I, dropout 0.5 before each, LeakyReLU 0.2.
+- `dgp` (same paper, ADGPM without fine-tuning): two layers, the first propagating from all
+  descendants, the second from all ancestors; edges grouped by shortest directed distance
+  (0 = self, 1, 2, 3, >= 4), each group's adjacency row-normalized, and the groups mixed by a
+  softmax over learnable weights, one set per phase (see `graph_ops.dgp_propagation`).
+
+Training, as the public DGP code: the inputs are the L2-normalized class vectors of every graph
+node (zeros for nodes the semantics table lacks: in the real setting GloVe covers most WordNet
+ancestors, and a node without a vector still passes messages; seen classes without a vector stay
+training targets, unlike in the linear models); the targets are the seen classes'
+classifier weights with the bias as last column, L2-normalized; the network output is
+L2-normalized; loss = sum of squared errors over the seen nodes / (2N); Adam, lr 1e-3, weight
+decay 5e-4, 3000 epochs. `holdout_fraction` > 0 holds seen classes out of the loss and stops when
+their loss has not improved for `patience` epochs, keeping the best epoch's weights.
+
+The targets are `TrainingData.classifier_weights` when given: the original used the fc layer of
+the ImageNet ResNet-50 that produced the features (read it with
+`graph_ops.read_classifier_weights`); otherwise a softmax classifier (linear with bias) is learned
+on the training features first.
+
+The graph is `TrainingData.graph`, normally `hierarchy.induced_graph(seen + unseen)`. To
+propagate through more classes (the original used all ImageNet-21K synsets) build it as
+`hierarchy.induced_graph(seen + unseen + extra_wnids)`; the models only use `ClassGraph.index`.
+
+Scores are x . w_c + b_c for each candidate c, the logits of the predicted classifiers (the
+softmax over them is monotonic, so rankings are the same). Candidates must be graph nodes.
+
+Each layer only computes the rows the loss (or the prediction) needs: the rows of layer l are the
+columns that layer l + 1's propagation reads for its rows, so training touches the seen classes'
+receptive field only; the result is the same as propagating the whole graph. `precision="bfloat16"`
+runs the dense products under autocast (sparse products stay float32): about 2x faster on CPUs with
+AVX512-BF16, at bfloat16's precision; the default is float32, as the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from goz.errors import GozError
+from goz.models import register_model
+from goz.models.base import TrainingData, ZSLModel
+from goz.models.graph_ops import (dgp_propagation, gcn_propagation, receptive_rows,
+                                  sgcn_propagation)
+from goz.models.training import check_scoring_input, minibatch_rows, resolve_device, row_chunks, to_tensor
+from goz.semantics import SemanticsTable
+from goz.wordnet.hierarchy import ClassGraph
+
+log = logging.getLogger(__name__)
+
+LEAKY_SLOPE = 0.2
+# The dense products in bfloat16 (autocast) are ~3x faster on CPUs with AVX512-BF16 and on GPUs.
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LayerSpec:
+    """One graph convolution: out = act(sum_k a_k M_k dropout(h) W + bias) with a = softmax(logits
+    of `phase`), or a = [1] for a single matrix (phase None)."""
+
+    matrices: list[sp.csr_matrix]
+    out_dim: int
+    dropout: bool
+    phase: int | None = None          # which learnable mixture of the matrices (DGP), None: one matrix
+    bias_before_propagation: bool = False  # DGP adds the bias before propagating, GCNs after
+
+
+class _SparsePropagation(torch.autograd.Function):
+    """M @ h whose backward uses a precomputed M^T (torch's sparse backward rebuilds it every call);
+    always float32, since the sparse kernels have no bfloat16 version."""
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
+        with torch.autocast(h.device.type, enabled=False):
+            return torch.sparse.mm(matrix, h.float())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, None, torch.sparse.mm(ctx.transposed, grad.float())
+
+
+def _to_torch(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.sort_indices()  # scipy builds valid CSR, so torch's invariant checks are skipped
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr).long(), torch.from_numpy(matrix.indices).long(),
+                                       torch.from_numpy(matrix.data), matrix.shape, device=device,
+                                       check_invariants=False)
+
+
+@dataclass
+class _LayerPlan:
+    matrices: list[tuple[torch.Tensor, torch.Tensor]]  # (M_k[rows][:, input rows], its transpose)
+    row_mass: torch.Tensor                             # (K, rows): M_k's row sums, for the bias of DGP
+
+
+@dataclass
+class _Plan:
+    input_rows: torch.Tensor
+    layers: list[_LayerPlan]
+
+
+class GraphNetwork(nn.Module):
+    """The stack of graph convolutions described by `LayerSpec`s; output rows L2-normalized."""
+
+    def __init__(self, specs: Sequence[LayerSpec], in_dim: int, dropout: float, precision: str = "float32"):
+        super().__init__()
+        self.specs = list(specs)
+        self.dropout = dropout
+        self.autocast_dtype = PRECISIONS[precision]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        last = in_dim
+        for spec in self.specs:
+            weight = nn.Parameter(torch.empty(last, spec.out_dim))
+            nn.init.xavier_uniform_(weight)
+            self.weights.append(weight)
+            self.biases.append(nn.Parameter(torch.zeros(spec.out_dim)))
+            last = spec.out_dim
+        phases = sorted({s.phase for s in self.specs if s.phase is not None})
+        self.mixtures = nn.ParameterList(
+            nn.Parameter(torch.ones(len(next(s for s in self.specs if s.phase == p).matrices))) for p in phases)
+
+    def plan(self, rows: np.ndarray, device: torch.device) -> _Plan:
+        """The sub-matrices each layer needs to output `rows` of the last layer."""
+        layers = []
+        for spec in reversed(self.specs):
+            inputs = receptive_rows(spec.matrices, rows)
+            blocks = [matrix[rows][:, inputs] for matrix in spec.matrices]
+            mass = np.stack([np.asarray(block.sum(axis=1)).ravel() for block in blocks]).astype(np.float32)
+            layers.append(_LayerPlan([(_to_torch(b, device), _to_torch(b.T, device)) for b in blocks],
+                                     torch.from_numpy(mass).to(device)))
+            rows = inputs
+        return _Plan(torch.from_numpy(rows).long().to(device), layers[::-1])
+
+    def forward(self, node_inputs: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        """The plan's output rows from `node_inputs`, the class vectors of the plan's `input_rows`."""
+        with torch.autocast(node_inputs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            return self._layers(node_inputs, plan)
+
+    def _layers(self, h: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        last = len(self.specs) - 1
+        for number, (spec, layer) in enumerate(zip(self.specs, plan.layers)):
+            if spec.dropout:
+                h = F.dropout(h, self.dropout, self.training)
+            if spec.phase is None:
+                mixture = torch.ones(1, device=h.device)
+            else:
+                mixture = torch.softmax(self.mixtures[spec.phase], dim=0)
+            # Propagating before the dense product: these rows are never more than the inputs.
+            propagated = sum(mixture[k] * _SparsePropagation.apply(matrix, transposed, h)
+                             for k, (matrix, transposed) in enumerate(layer.matrices))
+            h = propagated @ self.weights[number]
+            if spec.bias_before_propagation:
+                h = h + (mixture @ layer.row_mass)[:, None] * self.biases[number]
+            else:
+                h = h + self.biases[number]
+            if number < last:
+                h = F.leaky_relu(h, LEAKY_SLOPE)
+        return F.normalize(h.float(), dim=1)
+
+
+def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, *, n_batches: int,
+                             batch_size: int, lr: float, device: torch.device, seed: int,
+                             progress: bool = True) -> np.ndarray:
+    """(n_classes, D + 1) weights and bias of a linear softmax classifier trained with Adam.
+
+    Minibatches are drawn by index and converted to float32 per batch, so float16 or memory-mapped
+    features of any size never get copied whole.
+    """
+    classifier = nn.Linear(features.shape[1], n_classes).to(device)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
+    batches = minibatch_rows(np.arange(len(features)), batch_size, n_batches, seed)
+    for rows in tqdm(batches, total=n_batches, desc="softmax classifier", unit="batch", disable=not progress):
+        loss = F.cross_entropy(classifier(to_tensor(features[rows], device)),
+                               torch.from_numpy(np.asarray(labels[rows], dtype=np.int64)).to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return torch.cat([classifier.weight, classifier.bias[:, None]], dim=1).cpu().numpy()
+
+
+def node_inputs(semantics: SemanticsTable, graph: ClassGraph) -> np.ndarray:
+    """(len(graph), d) L2-normalized class vectors in graph order; zeros for nodes without one."""
+    table = semantics.normalized()
+    inputs = np.zeros((len(graph), table.dim), np.float32)
+    present = [(row, wnid) for row, wnid in enumerate(graph.wnids) if wnid in table]
+    for row, wnid in present:
+        inputs[row] = table.vector(wnid)
+    if len(present) < len(graph):
+        log.warning("%d of %d graph nodes have no class vector; their input is zero",
+                    len(graph) - len(present), len(graph))
+    return inputs
+
+
+class GraphModel(ZSLModel):
+    """Shared training and scoring of the graph baselines; subclasses define the layers."""
+
+    def __init__(self, hidden: Sequence[int], *, dropout: float = 0.5, epochs: int = 3000, lr: float = 1e-3,
+                 weight_decay: float = 5e-4, holdout_fraction: float = 0.0, patience: int = 100,
+                 classifier_batches: int = 5000, classifier_batch_size: int = 512, classifier_lr: float = 1e-3,
+                 precision: str = "float32", seed: int = 0, device: str = "cpu", progress: bool = True):
+        self.hidden = tuple(int(h) for h in hidden)
+        self.dropout = dropout
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.holdout_fraction = holdout_fraction
+        self.patience = patience
+        self.classifier_batches = classifier_batches
+        self.classifier_batch_size = classifier_batch_size
+        self.classifier_lr = classifier_lr
+        self.precision = precision
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+        if precision not in PRECISIONS:
+            raise GozError(f"{self.name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise GozError(f"{self.name}: holdout_fraction must be in [0, 1), got {holdout_fraction}")
+
+    def layer_specs(self, graph: ClassGraph, out_dim: int) -> list[LayerSpec]:
+        raise NotImplementedError
+
+    # -- fit ---------------------------------------------------------------------------------------------
+    def _targets(self, data: TrainingData, device: torch.device) -> np.ndarray:
+        n_seen = len(data.seen_wnids)
+        features_dim = data.features.shape[1] if data.features is not None and data.features.ndim == 2 else None
+        if data.classifier_weights is not None:
+            weights = np.asarray(data.classifier_weights, dtype=np.float32)
+            if weights.ndim != 2 or len(weights) != n_seen:
+                raise GozError(f"{self.name}: classifier_weights must be ({n_seen}, D + 1), got {weights.shape}")
+            if features_dim is not None and len(data.features) and weights.shape[1] != features_dim + 1:
+                raise GozError(f"{self.name}: classifier_weights have {weights.shape[1]} columns but the "
+                               f"features have {features_dim} dimensions (expected D + 1 with the bias last)")
+        else:
+            if features_dim is None or not len(data.features):
+                raise GozError(f"{self.name}: no training features to learn the seen classifiers from")
+            labels = np.asarray(data.labels)
+            if len(labels) != len(data.features) or labels.min() < 0 or labels.max() >= n_seen:
+                raise GozError(f"{self.name}: labels must be {len(data.features)} indices into seen_wnids")
+            weights = learn_softmax_classifier(data.features, labels, n_seen, n_batches=self.classifier_batches,
+                                               batch_size=self.classifier_batch_size, lr=self.classifier_lr,
+                                               device=device, seed=self.seed, progress=self.progress)
+        return weights / np.maximum(np.linalg.norm(weights, axis=1, keepdims=True), 1e-12)
+
+    def fit(self, data: TrainingData) -> GraphModel:
+        graph = data.graph
+        if graph is None:
+            raise GozError(f"{self.name}: needs TrainingData.graph, e.g. hierarchy.induced_graph(seen + unseen)")
+        missing = [w for w in data.seen_wnids if w not in graph.index]
+        if missing:
+            raise GozError(f"{self.name}: {len(missing)} seen classes are not graph nodes: {', '.join(missing[:10])}")
+        device = resolve_device(self.device)
+        seen_rows = np.array([graph.index[w] for w in data.seen_wnids], dtype=np.int64)
+        order = np.random.default_rng(self.seed).permutation(len(seen_rows))
+        n_holdout = int(round(self.holdout_fraction * len(seen_rows)))
+        holdout, train = np.sort(order[:n_holdout]), np.sort(order[n_holdout:])
+        if not len(train):
+            raise GozError(f"{self.name}: no seen class left to train on")
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):  # seeded without touching the caller's RNG state
+            torch.manual_seed(self.seed)
+            targets = self._targets(data, device)
+            network = GraphNetwork(self.layer_specs(graph, targets.shape[1]), data.semantics.dim, self.dropout,
+                                   self.precision).to(device)
+            inputs = torch.from_numpy(node_inputs(data.semantics, graph)).to(device)
+            self.history_ = self._train(network, inputs, seen_rows, targets, train, holdout, device)
+            network.eval()
+            with torch.no_grad():
+                everything = network.plan(np.arange(len(graph)), device)
+                self.node_classifiers_ = network(inputs[everything.input_rows], everything).cpu().numpy()
+        self.wnids_ = list(graph.wnids)
+        self.index_ = dict(graph.index)
+        self.mixtures_ = [torch.softmax(m.detach(), 0).cpu().numpy().tolist() for m in network.mixtures]
+        return self
+
+    def _train(self, network: GraphNetwork, inputs: torch.Tensor, seen_rows: np.ndarray, targets: np.ndarray,
+               train: np.ndarray, holdout: np.ndarray, device: torch.device) -> list[dict]:
+        def l2_loss(plan: _Plan, plan_inputs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+            return ((network(plan_inputs, plan) - wanted) ** 2).sum() / (2 * len(wanted))
+
+        train_plan = network.plan(seen_rows[train], device)
+        train_inputs, train_targets = inputs[train_plan.input_rows], torch.from_numpy(targets[train]).to(device)
+        holdout_plan = network.plan(seen_rows[holdout], device) if len(holdout) else None
+        holdout_inputs = inputs[holdout_plan.input_rows] if holdout_plan is not None else None
+        holdout_targets = torch.from_numpy(targets[holdout]).to(device)
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
+        history, best, best_state, stale = [], np.inf, None, 0
+        start = time.perf_counter()
+        bar = tqdm(range(self.epochs), desc=self.name, unit="epoch", disable=not self.progress)
+        for epoch in bar:
+            network.train()
+            loss = l2_loss(train_plan, train_inputs, train_targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            record = {"epoch": epoch + 1, "loss": loss.item()}
+            if holdout_plan is not None:
+                network.eval()
+                with torch.no_grad():
+                    record["holdout_loss"] = l2_loss(holdout_plan, holdout_inputs, holdout_targets).item()
+                if record["holdout_loss"] < best:
+                    best, stale = record["holdout_loss"], 0
+                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+                else:
+                    stale += 1
+            record["seconds"] = time.perf_counter() - start
+            history.append(record)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")}, refresh=False)
+            if holdout_plan is not None and stale >= self.patience:
+                log.info("%s: held-out loss has not improved for %d epochs, stopping at epoch %d",
+                         self.name, self.patience, epoch + 1)
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        return history
+
+    # -- predict -----------------------------------------------------------------------------------------
+    def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
+        if not hasattr(self, "node_classifiers_"):
+            raise GozError(f"{self.name}: call fit() before scores()")
+        missing = [w for w in candidates if w not in self.index_]
+        if missing:
+            raise GozError(f"{self.name}: {len(missing)} candidate classes are not nodes of the training graph "
+                           f"(build it with hierarchy.induced_graph(seen + candidates)): {', '.join(missing[:10])}")
+        classifiers = torch.from_numpy(self.node_classifiers_[[self.index_[w] for w in candidates]])
+        weights, bias = classifiers[:, :-1], classifiers[:, -1]
+        check_scoring_input(features, weights.shape[1], self.name)
+        out = np.empty((len(features), len(candidates)), np.float32)
+        for rows, chunk in row_chunks(features, torch.device("cpu")):
+            out[rows] = (chunk @ weights.T + bias).numpy()
+        return out
+
+
+@register_model("gcn6")
+class GCN6(GraphModel):
+    """GCN-6 (Wang, Ye and Gupta, CVPR 2018): six graph convolutions, symmetric normalization."""
+
+    def __init__(self, hidden: Sequence[int] = (2048, 2048, 1024, 1024, 512), **training):
+        super().__init__(hidden, **training)
+
+    def layer_specs(self, graph: ClassGraph, out_dim: int) -> list[LayerSpec]:
+        propagation = gcn_propagation(graph)
+        dims = (*self.hidden, out_dim)
+        return [LayerSpec([propagation], dim, dropout=number > 0) for number, dim in enumerate(dims)]
+
+
+@register_model("sgcn")
+class SGCN(GraphModel):
+    """SGCN / GCN-2 (Kampffmeyer et al., CVPR 2019): two graph convolutions, row normalization."""
+
+    def __init__(self, hidden: Sequence[int] = (2048,), **training):
+        super().__init__(hidden, **training)
+
+    def layer_specs(self, graph: ClassGraph, out_dim: int) -> list[LayerSpec]:
+        propagation = sgcn_propagation(graph)
+        return [LayerSpec([propagation], dim, dropout=True) for dim in (*self.hidden, out_dim)]
+
+
+@register_model("gcn2")
+class GCN2(SGCN):
+    """The name the GOZ paper's table gives SGCN."""
+
+
+@register_model("dgp")
+class DGP(GraphModel):
+    """DGP / ADGPM (Kampffmeyer et al., CVPR 2019): dense propagation over all descendants, then all
+    ancestors, with softmax-weighted distance groups; layers alternate the two phases."""
+
+    def __init__(self, hidden: Sequence[int] = (2048,), max_distance: int = 4, **training):
+        super().__init__(hidden, **training)
+        self.max_distance = max_distance
+
+    def layer_specs(self, graph: ClassGraph, out_dim: int) -> list[LayerSpec]:
+        phases = dgp_propagation(graph, self.max_distance)
+        return [LayerSpec(phases[number % 2], dim, dropout=True, phase=number % 2, bias_before_propagation=True)
+                for number, dim in enumerate((*self.hidden, out_dim))]
