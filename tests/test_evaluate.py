@@ -118,6 +118,16 @@ def test_topk_predictions_best_first_ties_by_index(monkeypatch):
     (lambda: evaluate(np.zeros((2, 2)), np.array([0, 2]), ["a", "b"]), "outside"),
     (lambda: evaluate(np.zeros((2, 2)), np.array([0, 1]), ["a", "b"], calibration=1.0), "gzsl"),
     (lambda: evaluate(np.zeros((2, 2)), np.array([0, 0]), ["a", "b"], seen_wnids=["b"]), "both"),
+    (lambda: evaluate(np.array([[np.inf, 1.0]]), np.array([0]), ["a", "b"]), "infinite"),
+    (lambda: topk_predictions(np.array([[-np.inf, 1.0]])), "infinite"),
+    (lambda: seen_unseen_curve(np.array([[np.inf, 0.0], [0.0, 1.0]]), np.array([0, 1]), ["a", "b"], ["b"]),
+     "infinite"),
+    (lambda: evaluate(np.eye(2), np.array([0, 1]), ["a", "a"]), "distinct"),
+    (lambda: evaluate(np.eye(2), np.array([0, 1]), ["a", "b"], seen_wnids=["b"], calibration=float("nan")),
+     "finite"),
+    (lambda: evaluate(np.array([["x", "y"]]), np.array([0]), ["a", "b"]), "numbers"),
+    (lambda: evaluate([[1.0, 2.0], [3.0]], [0, 0], ["a", "b"]), "arrays"),
+    (lambda: evaluate(np.zeros((0, 2)), np.zeros(0, dtype=int), ["a", "b"]), "no samples"),
 ])
 def test_bad_input_is_a_goz_error(call, message):
     with pytest.raises(GozError, match=message):

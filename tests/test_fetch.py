@@ -267,7 +267,7 @@ def test_imagenet_urls_gone_or_corrupt(tmp_path, server, monkeypatch, capsys):
     monkeypatch.setattr(fetch, "IMAGENET_URLS_URL", f"{server.url}/gone.tgz")
     code, _, err = run_cli(capsys, "imagenet-urls", "--home", str(tmp_path / "home"))
     assert code == 2 and "HTTP 404 Not Found (the file is gone" in err
-    assert "--url-list FILE" in err and "--from PATH" in err
+    assert "goz download FILE OUT" in err and "--from PATH" in err
     server.files["/bad.tgz"] = url_list_tgz()[:-30]
     monkeypatch.setattr(fetch, "IMAGENET_URLS_URL", f"{server.url}/bad.tgz")
     with pytest.raises(FetchError, match="could not extract fall11_urls.txt.*archive was removed"):

@@ -11,7 +11,7 @@ import torch
 from goz import models
 from goz.errors import GozError
 from goz.models import TrainingData
-from goz.models.graph import GCN2, SGCN, GraphNetwork, node_inputs
+from goz.models.graph import SGCN, GraphNetwork, node_inputs
 from goz.models.graph_ops import (ancestor_distance_groups, dgp_propagation, gcn_propagation,
                                   read_classifier_weights, sgcn_propagation)
 from goz.semantics import SemanticsTable
@@ -200,8 +200,8 @@ def test_learned_softmax_classifier_and_early_stopping():
 
 
 def test_registry_and_gcn2_alias():
-    assert set(GRAPH_MODELS + ["gcn2"]) <= set(models.list_models())
-    assert isinstance(models.create("gcn2"), SGCN) and type(models.create("gcn2")) is GCN2
+    assert set(GRAPH_MODELS) <= set(models.list_models()) and "gcn2" not in models.list_models()
+    assert type(models.create("gcn2")) is SGCN and models.create("gcn2").name == "sgcn"
     assert models.create("dgp").get_params()["epochs"] == 3000
 
 

@@ -20,7 +20,7 @@ ITERATIVE = dict(batch_size=64, n_batches=60, lr=1e-2)
 # Small but real settings per model so the contract test stays fast; a model missing here runs its defaults.
 GRAPH_FAST = {"hidden": (16,), "epochs": 20}
 FAST_HYPERPARAMETERS = {"conse": ITERATIVE, "devise": ITERATIVE, "eszsl": {"gamma": 1.0, "lam": 1.0},
-                        "gcn6": {**GRAPH_FAST, "hidden": (16,) * 5}, "sgcn": GRAPH_FAST, "gcn2": GRAPH_FAST,
+                        "gcn6": {**GRAPH_FAST, "hidden": (16,) * 5}, "sgcn": GRAPH_FAST,
                         "dgp": GRAPH_FAST}
 
 
@@ -104,6 +104,20 @@ def test_eszsl_class_mean_variant_is_the_closed_form(dtype):
                                rtol=1e-4, atol=1e-4)
 
 
+def test_eszsl_fitted_on_class_means_equals_fitted_on_samples(problem):
+    """`goz bench` hands class-mean ESZSL one mean row per class (fits_on_class_means): same model."""
+    on_samples = models.create("eszsl", gamma=3.0, lam=0.5, progress=False)
+    assert on_samples.fits_on_class_means and not models.create("eszsl", per_sample=True).fits_on_class_means
+    on_samples.fit(problem.data)
+    labels = problem.data.labels
+    means = np.stack([problem.data.features[labels == c].astype(np.float64).mean(0)
+                      for c in range(len(problem.seen_wnids))]).astype(np.float32)
+    on_means = models.create("eszsl", gamma=3.0, lam=0.5, progress=False).fit(
+        replace(problem.data, features=means, labels=np.arange(len(means))))
+    np.testing.assert_allclose(on_means.projection_.cpu().numpy(), on_samples.projection_.cpu().numpy(),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_eszsl_per_sample_variant_streams_to_the_closed_form(problem, monkeypatch):
     monkeypatch.setattr(model_training, "CHUNK_ROWS", 50)    # several chunks, the last one partial
     model = models.create("eszsl", gamma=3.0, lam=0.5, per_sample=True, progress=False).fit(problem.data)
@@ -176,6 +190,36 @@ def test_scoring_errors_are_goz_errors(problem):
         model.scores(problem.test_features, [problem.missing])
     with pytest.raises(GozError, match=f"\\(n, {FEATURE_DIM}\\)"):
         model.scores(problem.test_features[:, :5], problem.unseen_wnids)
+
+
+@pytest.mark.parametrize("name", ["conse", "devise", "eszsl"])
+def test_non_finite_or_wrong_features_are_goz_errors(problem, name):
+    poisoned = problem.data.features.copy()
+    poisoned[np.flatnonzero(problem.data.labels == 0)[0], 3] = np.nan
+    with pytest.raises(GozError, match="NaN"):
+        models.create(name, **fast(name)).fit(replace(problem.data, features=poisoned))
+    with pytest.raises(GozError, match="floating-point"):
+        models.create(name, **fast(name)).fit(replace(problem.data, features=problem.data.features.astype(int)))
+    model = models.create(name, **fast(name)).fit(problem.data)
+    test = problem.test_features.copy()
+    test[-1, 0] = np.inf
+    with pytest.raises(GozError, match="NaN or infinite"):
+        model.scores(test, problem.unseen_wnids)
+
+
+@pytest.mark.parametrize("name, hyperparameters, message", [
+    ("conse", {"top_t": 0}, "top_t must be an integer >= 1"),
+    ("devise", {"batch_size": -1}, "batch_size must be an integer >= 1"),
+    ("devise", {"lr": float("nan")}, "lr must be a finite number > 0"),
+    ("eszsl", {"gamma": -1.0}, "gamma must be a finite number >= 0"),
+    ("eszsl", {"gamma": 0.0, "lam": 0.0}, "singular"),
+])
+def test_bad_hyperparameters_are_goz_errors(problem, name, hyperparameters, message):
+    data = problem.data
+    if name == "eszsl":  # a rank-deficient problem: class means all zero, so only gamma > 0 makes it solvable
+        data = replace(data, features=np.zeros_like(data.features))
+    with pytest.raises(GozError, match=message):
+        models.create(name, **{**fast(name), **hyperparameters}).fit(data)
 
 
 @pytest.mark.parametrize("shift_labels, message", [(N_SEEN, "index the 24 seen classes"),

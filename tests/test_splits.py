@@ -76,3 +76,14 @@ def test_builtin_split_fetched_once_and_checked(tmp_path, monkeypatch, local_ser
     monkeypatch.setitem(splits.BUILTIN, "missing", splits.BuiltinSplit(bad, splits.read_pickled_wnids, "x"))
     with pytest.raises(FetchError, match="splits/missing.pickle"):
         splits.load("missing")
+
+
+def test_a_folder_or_an_empty_split_is_a_split_error(tmp_path):
+    with pytest.raises(SplitError, match="is a folder"):
+        splits.load(tmp_path)
+    (tmp_path / "empty.txt").write_text("# only a comment\n\n")
+    with pytest.raises(SplitError, match="holds no class"):
+        splits.load(tmp_path / "empty.txt")
+    (tmp_path / "empty.pickle").write_bytes(pickle.dumps([]))
+    with pytest.raises(SplitError, match="holds no class"):
+        splits.load(tmp_path / "empty.pickle")

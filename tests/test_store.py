@@ -97,3 +97,17 @@ def test_store_info_cli(tmp_path, capsys):
     bad = _corrupt(tmp_path, lambda h5, i, x: i["n00000001"].__setitem__((0, 0), np.inf))
     assert main(["store", "info", str(bad), "--check"]) == 2
     assert "1 NaN or infinite" in capsys.readouterr().err
+
+
+def test_row_limits_are_checked(tmp_path):
+    path = write_store(tmp_path / "s.h5", _classes(np.random.default_rng(0)))
+    with FeatureStore(path) as store:
+        assert store.features("n00000001", limit=0).shape == (0, 8)
+        for bad in (-1, 1.5):
+            with pytest.raises(StoreError, match="row limit"):
+                store.features("n00000001", limit=bad)
+        for bad in (0, -2):
+            with pytest.raises(StoreError, match="per_class"):
+                store.load(per_class=bad)
+            with pytest.raises(StoreError, match="per_class"):
+                store.class_means(per_class=bad)

@@ -9,12 +9,45 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
+import os
 import pkgutil
 import sys
 
 import goz
 import goz.commands
 from goz.errors import GozError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a count of things), refused at parse time with a usage message."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded_int(text, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (seconds, sizes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _bounded_int(text: str, minimum: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except GozError as error:
+        print(f"goz: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`goz ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return 141
+    except OSError as error:  # the environment failed (disk full, permission denied): say so, no traceback
+        logging.getLogger("goz").debug("system error", exc_info=True)
         print(f"goz: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -39,10 +39,14 @@ CHUNK_ROWS = 2048
 
 
 def _check(scores: np.ndarray, true: np.ndarray, n_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.asarray(scores)
-    true = np.asarray(true)
+    try:
+        scores, true = np.asarray(scores), np.asarray(true)
+    except ValueError as error:  # ragged nested lists
+        raise GozError(f"scores and true must be arrays ({error})") from None
     if scores.ndim != 2:
         raise GozError(f"scores must be (n_samples, n_candidates), got shape {scores.shape}")
+    if scores.dtype.kind not in "fiu":
+        raise GozError(f"scores must be numbers, got dtype {scores.dtype}")
     if n_candidates is not None and scores.shape[1] != n_candidates:
         raise GozError(f"scores have {scores.shape[1]} columns but there are {n_candidates} candidates")
     if true.shape != (scores.shape[0],):
@@ -60,8 +64,9 @@ def _chunks(scores: np.ndarray, offsets: np.ndarray | None,
     for start in range(0, scores.shape[0], CHUNK_ROWS):
         rows = slice(start, min(start + CHUNK_ROWS, scores.shape[0]))
         block = np.asarray(scores[rows], dtype=dtype)
-        if np.isnan(block).any():
-            raise GozError(f"scores hold NaN (rows {rows.start}..{rows.stop - 1}); the model diverged or is broken")
+        if not np.isfinite(block).all():
+            raise GozError(f"scores hold NaN or infinite values (rows {rows.start}..{rows.stop - 1}); "
+                           "the model diverged or its input holds NaN/inf")
         yield rows, block if offsets is None else block - offsets
 
 
@@ -94,8 +99,8 @@ def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
     apply the tie-is-a-miss rule (a true class tied with a better-listed one appears in it).
     """
     scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise GozError(f"scores must be (n_samples, n_candidates), got shape {scores.shape}")
+    if scores.ndim != 2 or scores.dtype.kind not in "fiu":
+        raise GozError(f"scores must be a numeric (n_samples, n_candidates) array, got {scores.dtype} {scores.shape}")
     if k < 1:
         raise GozError(f"k must be at least 1, got {k}")
     k = min(k, scores.shape[1])
@@ -107,6 +112,12 @@ def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
         order = np.lexsort((best, -best_scores), axis=1)
         predictions[rows] = np.take_along_axis(best, order, axis=1)
     return predictions
+
+
+def _check_candidates(candidates: Sequence[str]) -> None:
+    if len(set(candidates)) != len(candidates):
+        repeated = next(w for i, w in enumerate(candidates) if w in candidates[:i])
+        raise GozError(f"candidates must be distinct classes; {repeated} appears more than once")
 
 
 def _seen_mask(candidates: Sequence[str], seen_wnids: Sequence[str]) -> np.ndarray:
@@ -140,10 +151,13 @@ def evaluate(scores: np.ndarray, true: np.ndarray, candidates: Sequence[str],
     least the number of candidates makes every sample a hit.
     """
     scores, true = _check(scores, true, len(candidates))
+    _check_candidates(candidates)
     if len(true) == 0:
         raise GozError("no samples to evaluate")
     if not ks or min(ks) < 1:
         raise GozError(f"ks must be positive integers, got {list(ks)}")
+    if not np.isfinite(calibration):
+        raise GozError(f"calibration must be a finite number, got {calibration}")
     if seen_wnids is None and calibration != 0.0:
         raise GozError("calibration only applies to the gzsl setting (pass seen_wnids)")
     is_seen = None if seen_wnids is None else _seen_mask(candidates, seen_wnids)
@@ -181,6 +195,7 @@ def seen_unseen_curve(scores: np.ndarray, true: np.ndarray, candidates: Sequence
     accuracy (a fraction of the unit square).
     """
     scores, true = _check(scores, true, len(candidates))
+    _check_candidates(candidates)
     is_seen = _seen_mask(candidates, seen_wnids)
     sample_is_seen = is_seen[true]
     if sample_is_seen.all() or not sample_is_seen.any():

@@ -278,18 +278,22 @@ def _glove_asset(name: str) -> FetchableAsset:
 IMAGENET_URLS_HINT = (
     "The ImageNet fall-2011 URL list may no longer be published at this address. If you have a copy "
     "(imagenet_fall11_urls.tgz or fall11_urls.txt), install it with `goz fetch imagenet-urls --from PATH`, "
-    "or give the text file directly to `goz download --url-list FILE`"
+    "or give the text file directly to `goz download FILE OUT`"
 )
 
 
 def check_url_list(path: Path, lines: int = 100) -> None:
     """The first `lines` non-empty lines read `<wnid>_<image id><TAB><url>` (bytes: some are not UTF-8)."""
+    found = 0
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if number > lines:
                 break
             if line.strip() and not URL_LIST_LINE.match(line):
                 raise FetchError(f"{path}: line {number} is not `<wnid>_<id><TAB><url>`: {line[:80]!r}")
+            found += bool(line.strip())
+    if not found:
+        raise FetchError(f"{path}: empty, not a URL list")
 
 
 def extract_url_list(archive: Path, destination: Path) -> Path:

@@ -52,6 +52,8 @@ def prepare_val(val_dir: str | Path, labels: str | Path, out: str | Path, *, met
     val_dir, out = Path(val_dir), Path(out)
     if not val_dir.is_dir():
         raise GozError(f"{val_dir} is not a folder of ILSVRC2012_val_*.JPEG images")
+    if out.exists() and not out.is_dir():
+        raise GozError(f"output folder {out} is an existing file, not a folder")
     label_of = read_val_labels(Path(labels), Path(meta) if meta else None)
     images = {match.group(1): path for path in val_dir.iterdir()
               if (match := VAL_NAME.match(path.stem)) and path.is_file()}
@@ -85,12 +87,15 @@ def _place(source: Path, target: Path, copy: bool) -> None:
 def read_val_labels(labels: Path, meta: Path | None = None) -> dict[str, str]:
     """{'00000001': wnid, ...} from either label format (told apart by the file's content)."""
     if not labels.is_file():
-        raise GozError(f"labels file {labels} does not exist")
+        raise GozError(f"labels file {labels} {'is a folder' if labels.is_dir() else 'does not exist'}")
     with open(labels, encoding="utf-8", errors="replace") as handle:
         first = handle.readline()
-    if first.startswith("ImageId"):
-        return _read_kaggle_solution(labels)
-    return _read_devkit_ground_truth(labels, meta or labels.parent / "meta.mat")
+    try:
+        if first.startswith("ImageId"):
+            return _read_kaggle_solution(labels)
+        return _read_devkit_ground_truth(labels, meta or labels.parent / "meta.mat")
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise GozError(f"{labels}: not a UTF-8 text labels file ({error})") from None
 
 
 def _read_kaggle_solution(path: Path) -> dict[str, str]:
@@ -122,11 +127,12 @@ def _read_devkit_ground_truth(path: Path, meta: Path) -> dict[str, str]:
 def read_devkit_meta(meta: Path) -> dict[int, str]:
     """The devkit's ILSVRC2012_ID -> WNID table from meta.mat (the `synsets` struct array)."""
     if not meta.is_file():
-        raise GozError(f"{meta} does not exist: the devkit ground truth needs the devkit's data/meta.mat (--meta)")
+        raise GozError(f"{meta} {'is a folder' if meta.is_dir() else 'does not exist'}: the devkit ground truth "
+                       f"needs the devkit's data/meta.mat (--meta)")
     try:
         synsets = np.atleast_1d(scipy.io.loadmat(meta, squeeze_me=True)["synsets"])
         table = {int(np.squeeze(s["ILSVRC2012_ID"])): str(np.squeeze(s["WNID"])) for s in synsets}
-    except (KeyError, ValueError, TypeError, OSError, IndexError) as error:
+    except (scipy.io.matlab.MatReadError, KeyError, ValueError, TypeError, OSError, IndexError) as error:
         raise GozError(f"{meta}: not a devkit meta.mat with a `synsets` table ({error})") from None
     bad = [w for w in table.values() if not WNID_PATTERN.match(w)]
     if bad:

@@ -82,7 +82,7 @@ def register(name: str, split: BuiltinSplit) -> None:
 
 
 def load(name_or_path: str | Path) -> list[str]:
-    """A built-in split by name, or a split file (text or pickle). Validated: wnids, no duplicates."""
+    """A built-in split by name, or a split file (text or pickle). Validated: wnids, no duplicates, not empty."""
     key = str(name_or_path)
     if key in BUILTIN:
         split = BUILTIN[key]
@@ -92,7 +92,11 @@ def load(name_or_path: str | Path) -> list[str]:
         if not path.exists():
             raise SplitError(f"unknown split {key!r}: neither a built-in split "
                              f"({', '.join(sorted(BUILTIN))}) nor an existing file")
+        if not path.is_file():
+            raise SplitError(f"split {key!r} is a folder, not a split file (one wnid per line, or a pickled list)")
         wnids, source = (read_pickled_wnids(path) if _is_pickle(path) else read_text_wnids(path)), str(path)
+    if not wnids:
+        raise SplitError(f"{source}: the split holds no class")
     return validate(wnids, source)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -43,24 +44,32 @@ class FeatureStore:
         self.path = Path(path)
         if not self.path.exists():
             raise StoreError(f"{self.path}: no such feature store")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not an HDF5 feature store")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as error:
             raise StoreError(f"{self.path}: not a readable HDF5 file ({error})") from None
+        try:
+            with _reading(f"{self.path}"):
+                self._open_groups()
+        except StoreError:
+            self._file.close()
+            raise
+        self._checked: set[str] = set()
+        self._dim: int | None = None
+
+    def _open_groups(self) -> None:
         for group in (FEATURES_GROUP, IDS_GROUP):
             if not isinstance(self._file.get(group), h5py.Group):
-                self._file.close()
                 raise StoreError(f"{self.path}: missing group '{group}' (not a GOZ feature store)")
         self._features = self._file[FEATURES_GROUP]
         self._ids = self._file[IDS_GROUP]
         self.classes: list[str] = list(self._features.keys())
         missing_ids = [wnid for wnid in self.classes if wnid not in self._ids]
         if missing_ids:
-            self._file.close()
             raise StoreError(f"{self.path}: class {missing_ids[0]} has features but no '{IDS_GROUP}' "
                              f"dataset ({len(missing_ids)} classes affected)")
-        self._checked: set[str] = set()
-        self._dim: int | None = None
 
     # -- context manager ---------------------------------------------------------------------
     def __enter__(self) -> FeatureStore:
@@ -80,7 +89,13 @@ class FeatureStore:
 
     @property
     def attrs(self) -> dict:
-        return {key: _plain(value) for key, value in self._file.attrs.items()}
+        attributes = {}
+        for key in self._file.attrs:
+            try:
+                attributes[key] = _plain(self._file.attrs[key])
+            except (OSError, TypeError, ValueError) as error:  # a type h5py cannot read back
+                attributes[key] = f"<unreadable attribute: {error}>"
+        return attributes
 
     @property
     def dim(self) -> int:
@@ -96,8 +111,9 @@ class FeatureStore:
         """Validates the class's structure (not its values) and returns (N, D)."""
         if wnid not in self._features:
             raise StoreError(f"{self.path}: no class {wnid}")
-        features, ids = self._features[wnid], self._ids.get(wnid)
         where = f"{self.path}: class {wnid}"
+        with _reading(where):
+            features, ids = self._features[wnid], self._ids.get(wnid)
         if not isinstance(features, h5py.Dataset) or features.ndim != 2:
             raise StoreError(f"{where}: features must be a 2-d dataset (N, D), found "
                              f"{getattr(features, 'shape', type(features).__name__)}")
@@ -124,7 +140,8 @@ class FeatureStore:
 
     def ids(self, wnid: str, limit: int | None = None) -> np.ndarray:
         n = self._dataset_shape(wnid)[0]
-        ids = self._ids[wnid][: n if limit is None else min(limit, n)].astype(np.int64)
+        with _reading(f"{self.path}: class {wnid}"):
+            ids = self._ids[wnid][:_row_count(n, limit)].astype(np.int64)
         if np.unique(ids).size != ids.size:
             values, counts = np.unique(ids, return_counts=True)
             raise StoreError(f"{self.path}: class {wnid}: duplicate image ids {values[counts > 1][:5].tolist()}")
@@ -133,7 +150,8 @@ class FeatureStore:
     def features(self, wnid: str, limit: int | None = None, dtype=np.float32) -> np.ndarray:
         """The class's first `limit` feature rows (all if None), checked for NaN and inf."""
         n = self._dataset_shape(wnid)[0]
-        rows = self._features[wnid][: n if limit is None else min(limit, n)]
+        with _reading(f"{self.path}: class {wnid}"):
+            rows = self._features[wnid][:_row_count(n, limit)]
         _check_finite(rows, f"{self.path}: class {wnid}")
         if wnid not in self._checked:
             self.ids(wnid)  # duplicate-id check, once per class
@@ -148,7 +166,8 @@ class FeatureStore:
         Preallocates the result so peak memory is the result plus one class.
         """
         wnids = self._resolve(wnids)
-        counts = [min(self.count(w), per_class) if per_class else self.count(w) for w in wnids]
+        _check_per_class(per_class)
+        counts = [_row_count(self.count(w), per_class) for w in wnids]
         features = np.empty((sum(counts), self.dim if wnids else 0), dtype=dtype)
         labels = np.repeat(np.arange(len(wnids), dtype=np.int64), counts)
         start = 0
@@ -160,6 +179,7 @@ class FeatureStore:
     def iter_classes(self, wnids: Sequence[str] | None = None,
                      per_class: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """(wnid, features) one class at a time: constant memory over any number of classes."""
+        _check_per_class(per_class)
         for wnid in self._resolve(wnids):
             yield wnid, self.features(wnid, limit=per_class)
 
@@ -204,7 +224,9 @@ class FeatureStore:
         for wnid in self.classes:
             check_wnid(wnid, f"{self.path}: ")
             for start in range(0, self.count(wnid), 65536):
-                _check_finite(self._features[wnid][start:start + 65536], f"{self.path}: class {wnid}")
+                with _reading(f"{self.path}: class {wnid}"):
+                    rows = self._features[wnid][start:start + 65536]
+                _check_finite(rows, f"{self.path}: class {wnid}")
             self.ids(wnid)
 
     def info(self) -> dict:
@@ -227,14 +249,41 @@ def _check_finite(rows: np.ndarray, where: str) -> None:
         raise StoreError(f"{where}: {bad} NaN or infinite feature values")
 
 
+def _row_count(n: int, limit: int | None) -> int:
+    """How many of a class's `n` rows to read: all (None) or the first `limit` (>= 0)."""
+    if limit is None:
+        return n
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise StoreError(f"a row limit must be an integer >= 0, got {limit!r}")
+    return min(int(limit), n)
+
+
+def _check_per_class(per_class: int | None) -> None:
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                  or per_class < 1):
+        raise StoreError(f"per_class must be a positive integer (or None for every sample), got {per_class!r}")
+
+
+@contextmanager
+def _reading(where: str) -> Iterator[None]:
+    """h5py's errors on damaged internals (bad chunks, dangling links) as a StoreError naming the place."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise StoreError(f"{where}: damaged or unreadable HDF5 data ({error})") from None
+
+
 def _plain(value):
+    """An HDF5 attribute as JSON-ready Python: str, numbers, lists; anything else (complex, references) as text."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [_plain(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
 
 
 def write_class(h5: h5py.File, wnid: str, features: np.ndarray, ids: np.ndarray) -> None:

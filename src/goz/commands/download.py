@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from goz.cli import non_negative_int, positive_float, positive_int
 from goz.download import download, report
 from goz.download.engines import ENGINES
 
@@ -13,38 +14,51 @@ ORDER = 20
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "download", help="download, validate and file the images of an ImageNet-style URL list (resumable)")
-    parser.add_argument("urls", help="local URL list, `<wnid>_<imageid><TAB><url>` per line")
+    parser.add_argument("urls", help="URL list file, `<wnid>_<imageid><TAB><url>` per line")
     parser.add_argument("out", help="output folder: OUT/<wnid>/<wnid>_<imageid>.<ext>")
-    parser.add_argument("--classes", help="keep only these classes: a split name (goz_v1, ilsvrc2012) or file")
-    parser.add_argument("--per-class", type=int, help="keep the first N entries of each class")
-    parser.add_argument("--limit", type=int, help="keep the first N entries of the list")
+    parser.add_argument("--classes", metavar="SPLIT", help="keep only these classes: split name or file")
+    parser.add_argument("--per-class", type=positive_int, metavar="N", help="keep the first N entries of each class")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="keep the first N entries of the list")
     parser.add_argument("--engine", choices=ENGINES, default="local", help="local (default) or ray")
-    parser.add_argument("--processes", type=int, default=1, help="local engine: shards run in N processes")
-    parser.add_argument("--ray-address", help="ray engine: address of the Ray cluster (default: start a local one)")
-    parser.add_argument("--shards", type=int, help="number of shards (fixed at the first run; default: list size / 10000)")
-    parser.add_argument("--concurrency", type=int, default=256, help="requests in flight per shard (default 256)")
-    parser.add_argument("--per-host", type=int, default=16, help="requests in flight per host (default 16)")
-    parser.add_argument("--deadline", type=float, default=30.0, help="seconds for a whole attempt (default 30)")
-    parser.add_argument("--max-bytes", type=int, default=20 * 2**20, help="largest body accepted (default 20 MiB)")
-    parser.add_argument("--max-attempts", type=int, default=3, help="attempts after 429/503 (default 3)")
-    parser.add_argument("--min-side", type=int, default=32, help="smallest accepted image side in pixels (default 32)")
-    parser.add_argument("--max-pixels", type=int, default=50_000_000,
+    parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                        help="local engine: shards run in N processes (default 1)")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="ray engine: address of the Ray cluster (default: start a local one)")
+    parser.add_argument("--shards", type=positive_int, metavar="N",
+                        help="number of shards (fixed at the first run; default: list size / 10000)")
+    parser.add_argument("--concurrency", type=positive_int, default=256, metavar="N",
+                        help="requests in flight per shard (default 256)")
+    parser.add_argument("--per-host", type=positive_int, default=16, metavar="N",
+                        help="requests in flight per host (default 16)")
+    parser.add_argument("--deadline", type=positive_float, default=30.0, metavar="SECONDS",
+                        help="seconds for a whole attempt (default 30)")
+    parser.add_argument("--max-bytes", type=positive_int, default=20 * 2**20, metavar="BYTES",
+                        help="largest body accepted (default 20 MiB)")
+    parser.add_argument("--max-attempts", type=positive_int, default=3, metavar="N",
+                        help="attempts after 429/503 (default 3)")
+    parser.add_argument("--min-side", type=non_negative_int, default=32, metavar="PIXELS",
+                        help="smallest accepted image side in pixels (default 32)")
+    parser.add_argument("--max-pixels", type=positive_int, default=50_000_000, metavar="PIXELS",
                         help="decompression-bomb limit in pixels (default 50M)")
-    parser.add_argument("--resize", type=int, metavar="SHORTER_SIDE",
+    parser.add_argument("--resize", type=positive_int, metavar="SHORTER_SIDE",
                         help="store a JPEG resized (antialiased) to this shorter side instead of the original")
-    parser.add_argument("--placeholder-urls", type=int, default=5,
+    parser.add_argument("--placeholder-urls", type=positive_int, default=5, metavar="N",
                         help="content shared by this many distinct URLs is a placeholder (default 5)")
-    parser.add_argument("--decode-workers", type=int, help="validation processes (default: CPU count)")
+    parser.add_argument("--decode-workers", type=positive_int, metavar="N",
+                        help="validation processes (default: CPU count)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="refetch retryable failures (timeouts, connection errors, HTTP 429/5xx)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_download)
 
-    report_parser = subparsers.add_parser("download-report", help="classes of a download folder short of a target count")
+    report_parser = subparsers.add_parser("download-report",
+                                          help="classes of a download folder short of a target count")
     report_parser.add_argument("out", help="a folder written by `goz download`")
-    report_parser.add_argument("--target", type=int, default=100, help="images wanted per class (default 100)")
-    report_parser.add_argument("--classes", help="classes to check: split name or file (default: folders present)")
+    report_parser.add_argument("--target", type=non_negative_int, default=100, metavar="N",
+                               help="images wanted per class (default 100)")
+    report_parser.add_argument("--classes", metavar="SPLIT",
+                               help="classes to check: split name or file (default: the class folders present)")
     report_parser.add_argument("--json", action="store_true", help="print JSON")
     report_parser.set_defaults(run=run_report)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from goz.cli import positive_int
 from goz.ilsvrc import prepare_val
 
 ORDER = 21
@@ -19,7 +20,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--meta", help="devkit meta.mat (default: next to the ground-truth file)")
     parser.add_argument("--out", required=True, help="output folder: OUT/<wnid>/<wnid>_<n>.JPEG")
     parser.add_argument("--copy", action="store_true", help="copy the images instead of symlinking them")
-    parser.add_argument("--per-class", type=int, default=50, help="images expected per class (default 50)")
+    parser.add_argument("--per-class", type=positive_int, default=50, metavar="N",
+                        help="images expected per class (default 50)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=run_prepare_val)
 

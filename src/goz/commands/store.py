@@ -10,12 +10,12 @@ ORDER = 40
 
 
 def add_commands(subparsers) -> None:
-    store = subparsers.add_parser("store", help="inspect a GOZ feature store")
+    store = subparsers.add_parser("store", help="inspect a feature store (HDF5)")
     actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="classes, samples, dimension, size; --check reads every value")
-    info.add_argument("store", help="path to an HDF5 feature store")
+    info.add_argument("store", help="feature store (HDF5)")
     info.add_argument("--check", action="store_true", help="also check every value (NaN/inf, duplicate ids)")
-    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=run_info)
 
 

@@ -76,17 +76,21 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
         raise GozError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if placeholder_urls < 2:
         raise GozError("placeholder_urls must be at least 2 (content shared by that many URLs is a placeholder)")
+    _check_counts(per_class=per_class, limit=limit, processes=processes, shards=shards, shard_size=shard_size,
+                  decode_workers=decode_workers)
+    fetch_options = FetchOptions(concurrency=concurrency, per_host=per_host, deadline=deadline,
+                                 max_bytes=max_bytes, max_redirects=max_redirects, max_attempts=max_attempts)
+    limits = ValidationLimits(min_side=min_side, max_pixels=max_pixels, resize_shorter_side=resize)
     wnids = splits.load(classes) if isinstance(classes, (str, Path)) else classes
     entries, list_stats = read_url_list(urls, classes=wnids, per_class=per_class, limit=limit)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GozError(f"output folder {out} is an existing file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     shard_count = _shard_count(out, shards, len(entries), shard_size)
     # Only the driver clears temporaries, before any shard starts: a shard could be writing its own.
     shutil.rmtree(out / ".goz" / "tmp", ignore_errors=True)
     work_dir(out, "tmp")
-    fetch_options = FetchOptions(concurrency=concurrency, per_host=per_host, deadline=deadline,
-                                 max_bytes=max_bytes, max_redirects=max_redirects, max_attempts=max_attempts)
-    limits = ValidationLimits(min_side=min_side, max_pixels=max_pixels, resize_shorter_side=resize)
     by_shard: list[list[ListEntry]] = [[] for _ in range(shard_count)]
     for entry in entries:  # crc32, not hash(): the same key must land in the same shard in every process
         by_shard[zlib.crc32(entry.key.encode()) % shard_count].append(entry)
@@ -105,11 +109,24 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
                    seconds=seconds, suspected_placeholders=suspects)
 
 
+def _check_counts(**counts: int | None) -> None:
+    """Each count, when given, must be a positive integer (None means the default)."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise GozError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _shard_count(out: Path, requested: int | None, entries: int, shard_size: int) -> int:
     """The job's shard count, fixed at its first run (a key must stay in its shard across reruns)."""
     config = out / ".goz" / "job.json"
     if config.exists():
-        stored = json.loads(config.read_text())["shards"]
+        try:
+            stored = json.loads(config.read_text(encoding="utf-8"))["shards"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise GozError(f"{config} is damaged ({type(error).__name__}: {error}); it records the shard count "
+                           f"of this folder: restore it, or start again in a new output folder") from None
+        if isinstance(stored, bool) or not isinstance(stored, int) or stored < 1:
+            raise GozError(f"{config} is damaged: 'shards' is {stored!r}, not a positive integer")
         if requested is not None and requested != stored:
             raise GozError(f"{out} was started with {stored} shards; rerun with --shards {stored} "
                            f"(or a new output folder)")
@@ -157,6 +174,8 @@ def report(out: str | Path, *, target: int = 100, classes: str | Path | list[str
     out = Path(out)
     if not out.is_dir():
         raise GozError(f"{out} is not a download folder")
+    if target < 0:
+        raise GozError(f"target must be at least 0 images per class, got {target}")
     wnids = splits.load(classes) if isinstance(classes, (str, Path)) else classes
     if wnids is None:
         wnids = sorted(p.name for p in out.iterdir() if p.is_dir() and splits.WNID_PATTERN.match(p.name))

@@ -5,11 +5,14 @@ shard manifests, so every engine shows the same bar.
 
 from __future__ import annotations
 
+import logging
+import socket
 import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from tqdm import tqdm
@@ -19,6 +22,8 @@ from goz.download.shard import ShardJob, quarantine_hash, run_shard
 from goz.errors import GozError
 
 ENGINES = ("local", "ray")
+
+log = logging.getLogger(__name__)
 
 
 def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: str | None,
@@ -34,16 +39,51 @@ def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: 
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(run_shard, job) for job in jobs]
             _follow(jobs, bar, lambda: all(f.done() for f in futures))
-            return [f.result() for f in futures]
+            return [_shard_result(job, future.result) for job, future in zip(jobs, futures)]
     if engine == "ray":
+        if ray_address:
+            _check_reachable(ray_address)
         ray = _import_ray()
         if not ray.is_initialized():
-            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+            try:
+                ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                cluster = ray_address or "(a local one)"
+                raise GozError(f"could not start or join the Ray cluster {cluster}: {error}") from None
         remote_shard = ray.remote(num_cpus=1)(run_shard)
         refs = [remote_shard.remote(job) for job in jobs]
         _follow(jobs, bar, lambda: not ray.wait(refs, num_returns=len(refs), timeout=0)[1])
-        return ray.get(refs)
+        return [_shard_result(job, lambda ref=ref: ray.get(ref)) for job, ref in zip(jobs, refs)]
     raise GozError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+
+
+def _shard_result(job: ShardJob, result: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """A shard's counts; its failure in another process (an error, or the process dying) as a GozError."""
+    rerun = "rerun the same command to resume (what the shards recorded is not fetched again)"
+    try:
+        return result()
+    except BrokenProcessPool:
+        raise GozError(f"the process running shard {job.index} died (killed, or out of memory); {rerun}") from None
+    except Exception as error:
+        # Ray wraps the shard's exception in a RayTaskError (whose text holds the remote traceback).
+        cause = getattr(error, "cause", None) or error
+        if isinstance(cause, GozError):
+            raise cause from None
+        log.debug("shard %d failed", job.index, exc_info=error)
+        reason = str(cause).splitlines()[0] if str(cause) else ""
+        raise GozError(f"shard {job.index} failed ({type(cause).__name__}: {reason}); {rerun}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP connection to a `host:port` (or `ray://host:port`) address: ray.init itself retries for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise GozError(f"no Ray cluster answers at {address} ({error}); start one with `ray start --head`, "
+                       f"or leave out --ray-address to start a local one") from None
 
 
 def _import_ray():

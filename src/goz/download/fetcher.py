@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import yarl
+
+from goz.errors import GozError
 
 # Paths image hosts redirect dead photos to (Flickr: /photo_unavailable.png and .gif variants).
 PLACEHOLDER_PATH_MARKERS = ("photo_unavailable", "image_unavailable", "imageunavailable", "no_image_available")
@@ -37,6 +40,16 @@ class FetchOptions:
     backoff: float = 1.0
     max_retry_wait: float = 60.0
     user_agent: str = "goz-downloader/0.1 (+https://github.com/TristHas/GOZ)"
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "per_host", "max_bytes", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise GozError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_redirects < 0:
+            raise GozError(f"max_redirects must be at least 0, got {self.max_redirects}")
+        for name in ("deadline", "connect_timeout"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise GozError(f"{name} must be a finite number of seconds > 0, got {getattr(self, name)}")
 
 
 @dataclass

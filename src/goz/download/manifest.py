@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from goz.errors import GozError
+
 OUTCOMES = ("ok", "http_error", "timeout", "dns_error", "connection_error", "not_image", "placeholder",
             "too_large", "too_small", "decode_error", "redirect_error", "bad_url")
 # Failures that may succeed later (server overloaded, network down); the others are final.
@@ -60,10 +62,14 @@ class Manifest:
     def __init__(self, path: str | Path, *, batch_rows: int = 256, batch_seconds: float = 0.5):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=60)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.executescript(SCHEMA)
+        try:
+            self._connection = sqlite3.connect(self.path, timeout=60)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise GozError(f"download manifest {self.path} is damaged ({error}): move it aside and rerun "
+                           f"(the URLs it recorded are fetched again)") from None
         self._pending: list[Record] = []
         self._batch_rows, self._batch_seconds = batch_rows, batch_seconds
         self._last_flush = time.monotonic()

@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,6 +24,7 @@ from goz.download.fetcher import FetchOptions, HostGate, fetch, open_session
 from goz.download.manifest import Manifest, Record
 from goz.download.urllist import ListEntry
 from goz.download.validate import ValidationLimits, validate_and_store
+from goz.errors import GozError
 from goz.home import sha256_of
 
 
@@ -134,8 +136,13 @@ class _ShardRun:
                     record.outcome, record.error = "placeholder", "content of a suspected placeholder"
                 else:
                     stem = str(Path(self.job.out) / entry.wnid / entry.key)
-                    verdict = await loop.run_in_executor(self.decode_pool, validate_and_store, fetched.data,
-                                                         stem, self.temporary_dir, self.job.limits)
+                    try:
+                        verdict = await loop.run_in_executor(self.decode_pool, validate_and_store, fetched.data,
+                                                             stem, self.temporary_dir, self.job.limits)
+                    except BrokenProcessPool:
+                        raise GozError(f"an image validation process died (killed, or out of memory) while "
+                                       f"shard {self.job.index} was validating {entry.url}; rerun the same "
+                                       f"command to resume") from None
                     record.outcome, record.error, record.path = verdict.outcome, verdict.error, verdict.path or None
             record.seconds = round(time.monotonic() - started, 4)
             self.manifest.record(record)

@@ -66,8 +66,11 @@ def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
 
     `classes` keeps only those wnids; `per_class` keeps the first N entries of each class;
     `limit` stops after N entries in total. A repeated `<wnid>_<imageid>` keeps its first URL.
+    GozError when the file is missing or holds no well-formed line (empty, or not a URL list).
     """
     path = Path(path)
+    if path.is_dir():
+        raise GozError(f"URL list {path} is a folder, not a file of `<wnid>_<imageid><TAB><url>` lines")
     if not path.is_file():
         raise GozError(f"URL list {path} does not exist (get the ImageNet list with `goz fetch imagenet-urls`)")
     wanted = set(classes) if classes is not None else None
@@ -103,4 +106,10 @@ def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
             if limit is not None and len(entries) >= limit:
                 break
     stats.entries = len(entries)
+    if stats.lines == stats.blank:
+        raise GozError(f"URL list {path} is empty")
+    if stats.lines == stats.blank + stats.malformed:
+        examples = "; ".join(stats.malformed_examples[:3])
+        raise GozError(f"URL list {path} has no `<wnid>_<imageid><TAB><url>` line ({stats.lines} lines, "
+                       f"{stats.malformed} malformed{': ' + examples if examples else ''})")
     return entries, stats

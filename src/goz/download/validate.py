@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from goz.errors import GozError
+
 # Formats we keep, by Pillow format name -> file extension.
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
@@ -28,6 +30,16 @@ class ValidationLimits:
     max_pixels: int = 50_000_000
     resize_shorter_side: int | None = None
     jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if self.min_side < 0:
+            raise GozError(f"min_side must be at least 0, got {self.min_side}")
+        if self.max_pixels < 1:
+            raise GozError(f"max_pixels must be at least 1, got {self.max_pixels}")
+        if self.resize_shorter_side is not None and self.resize_shorter_side < 1:
+            raise GozError(f"resize_shorter_side must be at least 1, got {self.resize_shorter_side}")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise GozError(f"jpeg_quality must be in 1..95, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)

@@ -367,7 +367,7 @@ class GCN6(GraphModel):
         return [LayerSpec([propagation], dim, dropout=number > 0) for number, dim in enumerate(dims)]
 
 
-@register_model("sgcn")
+@register_model("sgcn", aliases=("gcn2",))
 class SGCN(GraphModel):
     """SGCN / GCN-2 (Kampffmeyer et al., CVPR 2019): two graph convolutions, row normalization."""
 
@@ -377,11 +377,6 @@ class SGCN(GraphModel):
     def layer_specs(self, graph: ClassGraph, out_dim: int) -> list[LayerSpec]:
         propagation = sgcn_propagation(graph)
         return [LayerSpec([propagation], dim, dropout=True) for dim in (*self.hidden, out_dim)]
-
-
-@register_model("gcn2")
-class GCN2(SGCN):
-    """The name the GOZ paper's table gives SGCN."""
 
 
 @register_model("dgp")

@@ -28,12 +28,27 @@ class _LinearBaseline(ZSLModel):
     device: str
 
     def _start_fit(self, data: TrainingData, normalize: bool) -> SeenClasses:
+        self._check_hyperparameters()
         self.device_ = resolve_device(self.device)
         self.semantics_ = data.semantics.normalized() if normalize else data.semantics
         seen = seen_classes(data, self.semantics_)
         self.seen_wnids_ = seen.wnids
         self.feature_dim_ = data.features.shape[1]
         return seen
+
+    def _check_hyperparameters(self) -> None:
+        """Counts must be integers (n_batches >= 0, others >= 1), rates and regularizers finite, >= 0 (lr > 0)."""
+        params = self.get_params()
+        for name, minimum in (("top_t", 1), ("batch_size", 1), ("n_batches", 0)):
+            if name in params and (isinstance(params[name], bool) or not isinstance(params[name], int)
+                                   or params[name] < minimum):
+                raise GozError(f"{self.name}: {name} must be an integer >= {minimum}, got {params[name]!r}")
+        for name in ("lr", "margin", "gamma", "lam"):
+            value = params.get(name)
+            if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0
+                                          and (value > 0 or name != "lr")):
+                raise GozError(f"{self.name}: {name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, "
+                               f"got {value!r}")
 
     def _candidates(self, features: np.ndarray, candidates: Sequence[str]) -> torch.Tensor:
         if not hasattr(self, "semantics_"):
@@ -56,9 +71,13 @@ def _adam_minibatches(model: ZSLModel, weight: torch.Tensor, rows: np.ndarray,
     """Adam on `weight` over `model.n_batches` minibatches; `loss_of_batch(rows) -> scalar loss`."""
     optimizer = torch.optim.Adam([weight], lr=model.lr)
     batches = minibatch_rows(rows, model.batch_size, model.n_batches, model.seed)
-    for batch in tqdm(batches, total=model.n_batches, desc=model.name, unit="batch", disable=not model.progress):
+    for number, batch in enumerate(tqdm(batches, total=model.n_batches, desc=model.name, unit="batch",
+                                        disable=not model.progress)):
         optimizer.zero_grad()
         loss = loss_of_batch(batch)
+        if not torch.isfinite(loss):
+            raise GozError(f"{model.name}: the training loss is {loss.item()} at minibatch {number}: the training "
+                           f"features hold NaN/inf values, or the learning rate ({model.lr}) is too high")
         loss.backward()
         optimizer.step()
 
@@ -178,6 +197,12 @@ class ESZSL(_LinearBaseline):
         self.device = device
         self.progress = progress
 
+    @property
+    def fits_on_class_means(self) -> bool:
+        """The class-mean variant needs only each seen class's mean feature: `goz bench` streams those
+        from the store instead of loading every training sample."""
+        return not self.per_sample
+
     def fit(self, data: TrainingData) -> ESZSL:
         seen = self._start_fit(data, normalize=self.normalize_semantics)
         n_classes, dim = len(seen.wnids), self.feature_dim_
@@ -209,9 +234,13 @@ class ESZSL(_LinearBaseline):
         regularized_gram = gram + self.gamma * torch.eye(dim, dtype=double, device=self.device_)
         semantic_gram = vectors.T @ vectors + self.lam * torch.eye(vectors.shape[1], dtype=double,
                                                                    device=self.device_)
-        left = torch.linalg.solve(regularized_gram, features_by_classes @ vectors)   # (D, d)
-        # Right-multiplying by the inverse of a symmetric matrix is solving on the transpose.
-        self.projection_ = torch.linalg.solve(semantic_gram, left.T).T
+        try:
+            left = torch.linalg.solve(regularized_gram, features_by_classes @ vectors)   # (D, d)
+            # Right-multiplying by the inverse of a symmetric matrix is solving on the transpose.
+            self.projection_ = torch.linalg.solve(semantic_gram, left.T).T
+        except torch.linalg.LinAlgError as error:
+            raise GozError(f"eszsl: singular system with gamma={self.gamma}, lam={self.lam} ({error}); "
+                           "use positive gamma and lam") from None
         return self
 
     def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:

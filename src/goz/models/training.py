@@ -45,8 +45,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def seen_classes(data: TrainingData, semantics: SemanticsTable) -> SeenClasses:
     """Checks `data` and keeps the seen classes that have a vector in `semantics`."""
     features, labels = data.features, np.asarray(data.labels)
-    if getattr(features, "ndim", None) != 2:
-        raise GozError(f"training features must be (N, D), got shape {getattr(features, 'shape', None)}")
+    if getattr(features, "ndim", None) != 2 or getattr(features.dtype, "kind", None) != "f":
+        raise GozError(f"training features must be a floating-point (N, D) array, got "
+                       f"{getattr(features, 'dtype', type(features).__name__)} {getattr(features, 'shape', None)}")
     if labels.shape != (features.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
         raise GozError(f"training labels must be ({features.shape[0]},) integers, got {labels.dtype} {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(data.seen_wnids)):
@@ -84,7 +85,10 @@ def row_chunks(features: np.ndarray, device: torch.device,
     """(row slice, tensor) for consecutive blocks of `CHUNK_ROWS` rows of `features`."""
     for start in range(0, features.shape[0], CHUNK_ROWS):
         block = slice(start, min(start + CHUNK_ROWS, features.shape[0]))
-        yield block, to_tensor(features[block], device, dtype)
+        tensor = to_tensor(features[block], device, dtype)
+        if not torch.isfinite(tensor).all():
+            raise GozError(f"feature rows {block.start}..{block.stop - 1} hold NaN or infinite values")
+        yield block, tensor
 
 
 def minibatch_rows(rows: np.ndarray, batch_size: int, n_batches: int, seed: int) -> Iterator[np.ndarray]:
@@ -104,6 +108,8 @@ def linear_init(out_features: int, in_features: int, seed: int, device: torch.de
 
 
 def check_scoring_input(features: np.ndarray, expected_dim: int, model: str) -> None:
-    if getattr(features, "ndim", None) != 2 or features.shape[1] != expected_dim:
-        raise GozError(f"{model}: features must be (n, {expected_dim}) like the training features, "
-                       f"got shape {getattr(features, 'shape', None)}")
+    if getattr(features, "ndim", None) != 2 or features.shape[1] != expected_dim \
+            or getattr(features.dtype, "kind", None) != "f":
+        raise GozError(f"{model}: features must be a floating-point (n, {expected_dim}) array like the training "
+                       f"features, got {getattr(features, 'dtype', type(features).__name__)} "
+                       f"{getattr(features, 'shape', None)}")

@@ -1,0 +1,71 @@
+"""`goz bench`: fit ZSL models on the seen classes and evaluate them in the zsl and gzsl settings."""
+
+from __future__ import annotations
+
+import json
+
+from goz.errors import GozError
+
+ORDER = 70
+
+
+def add_commands(subparsers) -> None:
+    bench = subparsers.add_parser(
+        "bench", help="fit models, evaluate them in the zsl/gzsl settings, write one JSON per (model, setting)")
+    bench.add_argument("--models", default="conse,devise,eszsl", help="comma-separated registered model names")
+    bench.add_argument("--settings", default="zsl,gzsl", help="comma-separated: zsl, gzsl")
+    bench.add_argument("--train", help="training feature store (default: the fetched one under GOZ_HOME)")
+    bench.add_argument("--test", help="test feature store (default: the fetched one under GOZ_HOME)")
+    bench.add_argument("--semantics", required=True, help="class semantics table (.h5 or .npz, from `goz embed`)")
+    bench.add_argument("--seen", default="ilsvrc2012", help="seen classes: built-in split name or split file")
+    bench.add_argument("--unseen", default="goz_v1", help="unseen classes: built-in split name or split file")
+    bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
+    bench.add_argument("--hierarchy", help="for graph models: 'wordnet' or a child<TAB>parent edges file")
+    bench.add_argument("--classifier-weights",
+                       help=".npy (len(seen split), D + 1) fc weights and bias, if a model uses them")
+    bench.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                       help="a hyper-parameter, e.g. --set devise.n_batches=200 (repeatable; VALUE parsed as JSON)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--force", action="store_true", help="redo (model, setting) pairs already finished")
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.add_argument("--out", required=True, help="results directory")
+    bench.set_defaults(run=run)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, dict]:
+    """['devise.n_batches=200'] -> {'devise': {'n_batches': 200}} (values parsed as JSON, else kept as str)."""
+    parsed: dict[str, dict] = {}
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        model, dot, name = key.partition(".")
+        if not (equals and dot and model and name):
+            raise GozError(f"--set {assignment!r}: expected MODEL.PARAM=VALUE, e.g. devise.n_batches=200")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        parsed.setdefault(model, {})[name] = value
+    return parsed
+
+
+def run(args) -> int:
+    from goz.bench import default_store, run_bench  # imported on use: torch and h5py make `goz --help` slow
+
+    results = run_bench(
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        settings=[s.strip() for s in args.settings.split(",") if s.strip()],
+        train=args.train or default_store("train_features.h5"),
+        test=args.test or default_store("test_features.h5"),
+        semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
+        per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy,
+        classifier_weights=args.classifier_weights, device=args.device,
+        hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
+        progress=not args.quiet)
+    for result in results:
+        gzsl = f"  H top1 {100 * result['h_top1']:.2f}" if result["setting"] == "gzsl" else ""
+        print(f"{result['model']:>8} {result['setting']:<5} top1 {100 * result['top1']:6.2f}  "
+              f"top5 {100 * result['top5']:6.2f}{gzsl}")
+    print(f"results in {args.out} (`goz table {args.out}` for the table)")
+    return 0

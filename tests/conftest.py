@@ -1,0 +1,13 @@
+"""Shared pytest fixtures. Each helper keeps its fixtures in its own section."""
+
+import pytest
+
+# -- synthetic benchmark (goz.synthetic) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def synthetic_benchmark(tmp_path_factory):
+    """The quick miniature GOZ benchmark (40 seen, 20 unseen classes, 512-d features), generated once per session."""
+    from goz.demo import QUICK_SIZES
+    from goz.synthetic import make_benchmark
+    return make_benchmark(tmp_path_factory.mktemp("synthetic"), seed=0, **QUICK_SIZES)

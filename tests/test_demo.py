@@ -1,0 +1,23 @@
+import json
+
+from goz import models
+from goz.cli import main
+
+
+def test_goz_demo_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC DATA" in printed and "## GOZ results (SYNTHETIC DATA)" in printed
+    assert str(out / "results-quick" / "report.md") in printed and "demo hyper-parameters" in printed
+    for name in models.list_models():
+        assert f"| {name} |" in printed
+        for setting in ("zsl", "gzsl"):
+            result = json.loads((out / "results-quick" / f"{name}_{setting}.json").read_text())
+            assert result["data"] == "synthetic" and result["top1"] > 0
+    assert "SYNTHETIC DATA" in (out / "results-quick" / "report.md").read_text()
+    assert (out / "data-quick" / "benchmark.json").exists()
+    # A rerun reuses the data and the finished results.
+    stamp = (out / "results-quick" / "eszsl_zsl.json").stat().st_mtime_ns
+    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
+    assert (out / "results-quick" / "eszsl_zsl.json").stat().st_mtime_ns == stamp
