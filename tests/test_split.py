@@ -159,10 +159,10 @@ def test_edges_file_hierarchy(tmp_path):
     write_edges(path)
     h = load_hierarchy(path)
     assert len(h) == 18 and h.ancestors(GINGER) == {KITTEN, CAT, SAW, ANIMAL, TOOL, ROOT}
-    path.write_text("a\tb\nb\ta\n")
+    path.write_text(f"{HUSKY}\t{DOG}\n{DOG}\t{ANIMAL}\n{ANIMAL}\t{HUSKY}\n{CAT}\t{ANIMAL}\n")
     with pytest.raises(GozError, match="cycle"):
         load_hierarchy(path)
-    path.write_text("a b c\n")
+    path.write_text(f"{HUSKY}\t{DOG}\t{ANIMAL}\n")
     with pytest.raises(GozError, match=":1: expected"):
         load_hierarchy(path)
     assert len(EDGES) == 18

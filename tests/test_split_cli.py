@@ -68,3 +68,17 @@ def test_analyze_errors_and_bias_commands(tmp_path, capsys):
     assert "| 2 hops | 2 |" in capsys.readouterr().out
     assert main(["analyze", "bias", "--seen", seen, "--unseen", str(unseen), "--hierarchy", edges,
                  "--param", "=3"]) == 2
+
+
+def test_on_the_synthetic_benchmark_of_goz_demo(tmp_path, capsys):
+    from goz.synthetic import make_benchmark
+
+    data = make_benchmark(tmp_path / "data", seed=0, n_seen=20, n_unseen=10, train_per_class=10, test_per_class=5,
+                          seen_test_per_class=2, dim=64, semantic_dim=16)
+    common = ["--seen", str(data.seen), "--hierarchy", str(data.hierarchy)]
+    assert main(["split", "check", str(data.unseen), *common, "--counts", str(data.test), "--semantics",
+                 str(data.semantics)]) == 0
+    assert "ok: 10 unseen + 20 seen classes" in capsys.readouterr().out
+    assert main(["analyze", "bias", "--unseen", str(data.unseen), *common, "--train", str(data.train),
+                 "--test", str(data.test), "--param", "progress=false", "--out", str(tmp_path / "bias")]) == 0
+    assert "trivial baseline top-1 % (eszsl, per class)" in (tmp_path / "bias" / "bias.md").read_text()

@@ -15,6 +15,7 @@ from goz.split.check import check_split
 from goz.split.counts import read_counts
 from goz.split.hops import compare_splits, hop_split
 from goz.split.lemmas import LemmaFilter
+from goz.synthetic import load_hierarchy as load_edges
 from goz.wordnet import Hierarchy
 from goz.wordnet import load as load_wordnet
 
@@ -23,25 +24,12 @@ __all__ = ["LemmaFilter", "build_split", "check_split", "compare_splits", "hop_s
 
 
 def load_hierarchy(source: str | Path = "wordnet") -> Hierarchy:
-    """`wordnet` (the packaged WordNet 3.0 nouns) or an edges file: `child<TAB>parent` per line."""
+    """`wordnet` (the packaged WordNet 3.0 nouns) or an edges file: `child<TAB>parent` per line
+    (read by `goz.synthetic.load_hierarchy`, the format `goz demo` writes), refused if it has a cycle."""
     if str(source) == "wordnet":
         return load_wordnet()
-    path = Path(source)
-    if not path.is_file():
-        raise GozError(f"{path}: no such hierarchy file (expected 'wordnet' or a child<TAB>parent edges file)")
-    edges = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2 or not all(fields):
-            raise GozError(f"{path}:{number}: expected 'child<TAB>parent', found {line[:80]!r}")
-        edges.append((fields[0].strip(), fields[1].strip()))
-    if not edges:
-        raise GozError(f"{path}: no edges")
-    hierarchy = Hierarchy.from_edges(edges)
-    _require_acyclic(hierarchy, path)
+    hierarchy = load_edges(source)
+    _require_acyclic(hierarchy, Path(source))
     return hierarchy
 
 
