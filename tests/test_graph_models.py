@@ -274,3 +274,14 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path):
     with pytest.raises(GozError, match="refused"):
         read_classifier_weights(tmp_path / "evil_zip.pth", ["a"])
     assert not os.path.exists(marker)
+
+
+def test_dropout_is_inverted_dropout():
+    from goz.models.graph import _dropout
+
+    torch.manual_seed(0)
+    h = torch.ones(400, 500)
+    dropped = _dropout(h, 0.5, training=True)
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}
+    assert abs((dropped == 0).float().mean().item() - 0.5) < 0.01 and abs(dropped.mean().item() - 1.0) < 0.02
+    assert _dropout(h, 0.5, training=False) is h and _dropout(h, 0.0, training=True) is h

@@ -120,6 +120,15 @@ class _Plan:
     layers: list[_LayerPlan]
 
 
+def _dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, as F.dropout, with the mask drawn by `torch.rand` (F.dropout's bernoulli_ on the
+    CPU is ~5x slower, a third of an SGCN epoch on the GOZ graph)."""
+    if not training or p == 0.0:
+        return h
+    keep = torch.rand(h.shape, device=h.device) >= p
+    return h * keep / (1.0 - p)
+
+
 class GraphNetwork(nn.Module):
     """The stack of graph convolutions described by `LayerSpec`s; output rows L2-normalized."""
 
@@ -162,7 +171,7 @@ class GraphNetwork(nn.Module):
         last = len(self.specs) - 1
         for number, (spec, layer) in enumerate(zip(self.specs, plan.layers)):
             if spec.dropout:
-                h = F.dropout(h, self.dropout, self.training)
+                h = _dropout(h, self.dropout, self.training)
             if spec.phase is None:
                 mixture = torch.ones(1, device=h.device)
             else:
