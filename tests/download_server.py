@@ -12,6 +12,8 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
+from poison_validator import KILLS_ONCE, POISON
+
 
 def jpeg_bytes(seed: str, size: tuple[int, int] = (96, 72)) -> bytes:
     """A distinct JPEG per seed (random pixels), so no two URLs share content by accident."""
@@ -80,6 +82,10 @@ class FaultServer:
             await asyncio.sleep(self.delay)
         if kind in ("img", "ünïcode"):
             return web.Response(body=jpeg_bytes(name), content_type="image/jpeg")
+        if kind == "poison":  # a JPEG whose validation process dies (see poison_validator.py)
+            return web.Response(body=jpeg_bytes(name) + POISON, content_type="image/jpeg")
+        if kind == "killsonce":
+            return web.Response(body=jpeg_bytes(name) + KILLS_ONCE, content_type="image/jpeg")
         if kind == "wrongtype":
             return web.Response(body=jpeg_bytes(name), content_type="text/plain")
         if kind == "status":

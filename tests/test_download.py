@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import goz.download.shard
 from download_server import FaultServer
+from goz.cli import main
 from goz.download import download, report
 from goz.download.fetcher import retry_after_seconds
 from goz.download.manifest import shard_manifests
 from goz.download.urllist import read_url_list
+from poison_validator import KILL_ONCE_FLAG, killing_validate_and_store
 
 FAST = dict(deadline=2.0, concurrency=16, per_host=16, decode_workers=1, quiet=True)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -188,6 +191,62 @@ def test_kill_9_then_resume_downloads_each_image_once(tmp_path):
     assert refetched == []
     assert all(n == 1 for n in slow.requests.values())
     assert {row["outcome"] for row in manifest_rows(out).values()} == {"ok"}
+
+
+def crash_counts(out: Path) -> dict[str, int]:
+    counts = {}
+    for path in shard_manifests(out):
+        with sqlite3.connect(path) as connection:
+            counts.update(connection.execute("SELECT key, crashes FROM validations WHERE crashes > 0").fetchall())
+    return counts
+
+
+def test_an_image_that_kills_its_validation_process_is_recorded_as_decoder_crash(server, tmp_path, monkeypatch,
+                                                                                     capsys):
+    # The validation processes import this hook by name; it SIGKILLs its process like a Pillow crash or the OOM killer.
+    monkeypatch.setattr(goz.download.shard, "validate_and_store", killing_validate_and_store)
+    flag = tmp_path / "kill-once"
+    flag.touch()
+    monkeypatch.setenv(KILL_ONCE_FLAG, str(flag))
+    paths = {f"n00000001_{i}": f"/img/poison-run{i}" for i in range(6)}
+    paths["n00000001_3"], paths["n00000001_5"] = "/poison/p", "/killsonce/k"  # a poison, and an unlucky image
+    urls, out = write_list(tmp_path / "urls.txt", [f"{k}\t{server.url(p)}" for k, p in paths.items()]), tmp_path / "out"
+    command = ["download", str(urls), str(out), "--decode-workers", "1", "--concurrency", "2", "--quiet"]
+
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert "goz: error: an image validation process died" in error and "Traceback" not in error
+    first_rows = manifest_rows(out)
+    ok_after_first = {k for k, row in first_rows.items() if row["outcome"] == "ok"}
+    # Blame falls on exactly the image the pool held (one process: one image), committed before the error.
+    [(blamed, crashes)] = crash_counts(out).items()
+    assert crashes == 1 and blamed in ("n00000001_3", "n00000001_5") and blamed not in first_rows
+    fetched_first = dict(server.requests)
+
+    for _ in range(3):  # the other troublemaker may kill the pool in the next run; at most one more failing run
+        code = main(command)
+        capsys.readouterr()
+        if code == 0:
+            break
+    assert code == 0
+    rows = manifest_rows(out)
+    outcomes = {k: row["outcome"] for k, row in rows.items()}
+    assert outcomes == {k: "decoder_crash" if k == "n00000001_3" else "ok" for k in paths}
+    assert "died 2 times" in rows["n00000001_3"]["error"] and "alone" in rows["n00000001_3"]["error"]
+    assert crash_counts(out) == {"n00000001_3": 2}  # the unlucky image, ok when validated alone, is cleared
+    assert not flag.exists()
+    refetched_ok = [k for k in ok_after_first if server.requests[paths[k]] != fetched_first.get(paths[k])]
+    assert refetched_ok == [] and all(server.requests[paths[k]] == 1 for k in ok_after_first)
+    assert sorted(p.stem for p in class_files(out)) == sorted(k for k in paths if k != "n00000001_3")
+
+    poison_requests, requests_before = server.requests["/poison/p"], sum(server.requests.values())
+    assert main(command + ["--retry-failed"]) == 0  # a decoder_crash is not a retryable failure
+    assert server.requests["/poison/p"] == poison_requests
+    assert main(command + ["--retry-crashed"]) == 0  # validated alone again: dies again, recorded again
+    assert server.requests["/poison/p"] == poison_requests + 1
+    assert manifest_rows(out)["n00000001_3"]["outcome"] == "decoder_crash"
+    assert crash_counts(out) == {"n00000001_3": 3}
+    assert sum(server.requests.values()) == requests_before + 1  # nothing but the poison was fetched again
 
 
 def test_files_renamed_before_their_row_was_committed_are_adopted(server, tmp_path):

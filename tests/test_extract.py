@@ -178,7 +178,7 @@ def test_resume_after_kill_equals_clean_run(tmp_path, weights_file):
 def test_lock_refuses_second_writer(tmp_path):
     images = make_tree(tmp_path / "images", {"n00000001": 1})
     backbone = tiny_backbone()
-    with StoreWriter(tmp_path / "f.h5", backbone.attrs):
+    with StoreWriter(tmp_path / "f.h5"):
         with pytest.raises(GozError, match="being written by another process"):
             extract(images, tmp_path / "f.h5", backbone=backbone, progress=False)
     assert not (tmp_path / "f.h5").exists()
@@ -213,6 +213,40 @@ def test_weights_unavailable_offline_gives_clear_error(tmp_path, monkeypatch, ca
     assert "could not get the ResNet-50 weights imagenet1k_v1" in error
     assert "--weights-file PATH" in error and "resnet50-0676ba61.pth" in error
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_arguments_are_checked_before_any_weights_download(tmp_path, monkeypatch, capsys):
+    import torchvision.models._api
+    calls = []
+
+    def no_download(url, *args, **kwargs):
+        calls.append(url)
+        raise OSError("no network in the tests")
+
+    for module, name in ((torchvision.models._api, "load_state_dict_from_url"),
+                         (torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file")):
+        monkeypatch.setattr(module, name, no_download)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached weights either
+    images = make_tree(tmp_path / "images", {"n00000001": 1})
+    (tmp_path / "file").write_text("not a folder")
+
+    def error_of(images_arg, store_arg) -> str:
+        assert main(["extract", str(images_arg), str(store_arg), "--weights", "imagenet1k_v1", "--no-progress"]) == 2
+        error = capsys.readouterr().err
+        assert "Traceback" not in error
+        return error
+
+    assert "is a folder; the feature store is a file" in error_of(images, tmp_path)
+    assert "no such image folder" in error_of(tmp_path / "missing", tmp_path / "f.h5")
+    assert "is a file; IMAGES is a folder" in error_of(tmp_path / "file", tmp_path / "f.h5")
+    assert "cannot create the folder of the feature store" in error_of(images, tmp_path / "file" / "f.h5")
+    with StoreWriter(tmp_path / "locked.h5"):
+        assert "being written by another process" in error_of(images, tmp_path / "locked.h5")
+    assert calls == []
+    # Good arguments: now, and only now, the weights are fetched (and here refused).
+    assert "could not get the ResNet-50 weights imagenet1k_v1" in error_of(images, tmp_path / "out" / "f.h5")
+    assert calls == [torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url]
+    assert not (tmp_path / "out" / "f.h5").exists()
 
 
 def test_cuda_without_gpu_is_a_clear_error(tmp_path, weights_file, monkeypatch):

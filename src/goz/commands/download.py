@@ -48,6 +48,8 @@ def add_commands(subparsers) -> None:
                         help="validation processes (default: CPU count)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="refetch retryable failures (timeouts, connection errors, HTTP 429/5xx)")
+    parser.add_argument("--retry-crashed", action="store_true",
+                        help="validate the decoder_crash images again (each alone, in a fresh process)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_download)
@@ -70,7 +72,7 @@ def run_download(args) -> int:
         per_host=args.per_host, deadline=args.deadline, max_bytes=args.max_bytes, max_attempts=args.max_attempts,
         min_side=args.min_side, max_pixels=args.max_pixels, resize=args.resize,
         placeholder_urls=args.placeholder_urls, decode_workers=args.decode_workers,
-        retry_failed=args.retry_failed, quiet=args.quiet)
+        retry_failed=args.retry_failed, retry_crashed=args.retry_crashed, quiet=args.quiet)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
         return 0

@@ -62,14 +62,15 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
              shard_size: int = 10_000, concurrency: int = 256, per_host: int = 16, deadline: float = 30.0,
              max_bytes: int = 20 * 2**20, max_redirects: int = 5, max_attempts: int = 3,
              min_side: int = 32, max_pixels: int = 50_000_000, resize: int | None = None,
-             retry_failed: bool = False, placeholder_urls: int = 5, decode_workers: int | None = None,
+             retry_failed: bool = False, retry_crashed: bool = False, placeholder_urls: int = 5, decode_workers: int | None = None,
              quiet: bool = False) -> Summary:
     """Downloads the images of the URL list `urls` into `out` (resumable; see the module docstring).
 
     classes: a split name or file (goz.splits.load) or a list of wnids; per_class: first N of each
     class; limit: first N entries. engine: "local" (processes x asyncio) or "ray" (ray_address).
     A rerun skips every recorded URL; retry_failed refetches the retryable failures (timeouts,
-    connection errors, HTTP 429/5xx). Content shared by >= placeholder_urls distinct URLs is
+    connection errors, HTTP 429/5xx); retry_crashed validates the `decoder_crash` images again
+    (alone, each in a fresh process). Content shared by >= placeholder_urls distinct URLs is
     quarantined as a placeholder.
     """
     if engine not in ENGINES:
@@ -95,7 +96,8 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
     for entry in entries:  # crc32, not hash(): the same key must land in the same shard in every process
         by_shard[zlib.crc32(entry.key.encode()) % shard_count].append(entry)
     workers = decode_workers or (1 if engine == "ray" or processes > 1 else max(1, os.cpu_count() or 1))
-    jobs = [ShardJob(index, shard_entries, str(out), fetch_options, limits, retry_failed, placeholder_urls, workers)
+    jobs = [ShardJob(index, shard_entries, str(out), fetch_options, limits, retry_failed=retry_failed,
+                     retry_crashed=retry_crashed, placeholder_urls=placeholder_urls, decode_workers=workers)
             for index, shard_entries in enumerate(by_shard) if shard_entries]
     started = time.monotonic()
     with tqdm(total=len(entries), unit="img", desc="download", disable=quiet, smoothing=0.05) as bar:

@@ -2,6 +2,11 @@
 
 Rows are committed in small batches; a file is renamed into place before its row is written, so
 after a kill a file may exist without a row: the next run adopts it instead of fetching it again.
+
+Table `validations` tracks images whose validation process died: a row is committed (in_flight
+= 1) before an image is handed to a validation process and deleted when its verdict comes back;
+when the process dies, the images it held get `crashes + 1`. An image crashed twice is recorded
+as `decoder_crash` instead of killing the run again.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 from goz.errors import GozError
 
 OUTCOMES = ("ok", "http_error", "timeout", "dns_error", "connection_error", "not_image", "placeholder",
-            "too_large", "too_small", "decode_error", "redirect_error", "bad_url")
+            "too_large", "too_small", "decode_error", "redirect_error", "bad_url", "decoder_crash")
 # Failures that may succeed later (server overloaded, network down); the others are final.
 RETRYABLE = frozenset({"timeout", "dns_error", "connection_error"})
 RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -27,6 +32,9 @@ CREATE TABLE IF NOT EXISTS items (
     attempts INTEGER NOT NULL, seconds REAL, error TEXT, path TEXT, updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_sha256 ON items(sha256);
+CREATE TABLE IF NOT EXISTS validations (
+    key TEXT PRIMARY KEY, crashes INTEGER NOT NULL DEFAULT 0, in_flight INTEGER NOT NULL DEFAULT 0
+);
 """
 COLUMNS = ("key", "wnid", "image_id", "url", "outcome", "http_status", "bytes", "sha256", "final_url",
            "attempts", "seconds", "error", "path", "updated")
@@ -119,9 +127,38 @@ class Manifest:
             self._connection.execute("UPDATE items SET outcome = ?, error = ?, path = ?, updated = ? WHERE key = ?",
                                      (outcome, error, path, time.time(), key))
 
-    def finished_keys(self, *, retry_failed: bool) -> set[str]:
-        """Keys not to fetch again: every recorded key, less the retryable failures with `retry_failed`."""
-        return {r.key for r in self.records() if not (retry_failed and r.retryable)}
+    def finished_keys(self, *, retry_failed: bool, retry_crashed: bool = False) -> set[str]:
+        """Keys not to fetch again: every recorded key, less the retryable failures with `retry_failed`
+        and the `decoder_crash` rows with `retry_crashed`."""
+        return {r.key for r in self.records()
+                if not (retry_failed and r.retryable) and not (retry_crashed and r.outcome == "decoder_crash")}
+
+    def validation_started(self, key: str) -> None:
+        """Commits that `key` is about to be handed to a validation process."""
+        with self._connection:
+            self._connection.execute("INSERT INTO validations (key, in_flight) VALUES (?, 1) "
+                                     "ON CONFLICT(key) DO UPDATE SET in_flight = 1", (key,))
+
+    def validation_ended(self, key: str) -> None:
+        """Its verdict came back: the image did not kill its process (earlier crashes are forgotten)."""
+        with self._connection:
+            self._connection.execute("DELETE FROM validations WHERE key = ?", (key,))
+
+    def count_crashes(self, keys: Iterable[str]) -> dict[str, int]:
+        """The validation process holding `keys` died: commits crashes + 1 for each; returns the new counts."""
+        keys = list(keys)
+        with self._connection:
+            self._connection.executemany("INSERT INTO validations (key, crashes) VALUES (?, 1) ON CONFLICT(key) "
+                                         "DO UPDATE SET crashes = crashes + 1, in_flight = 0", [(k,) for k in keys])
+        return {k: v for k, v in self.crash_counts().items() if k in set(keys)}
+
+    def interrupted_validations(self) -> list[str]:
+        """Keys still marked in flight: the run validating them died without learning their verdict."""
+        return [key for (key,) in self._connection.execute("SELECT key FROM validations WHERE in_flight = 1")]
+
+    def crash_counts(self) -> dict[str, int]:
+        """{key: times a validation process died with it in flight}, for the keys that ever crashed one."""
+        return dict(self._connection.execute("SELECT key, crashes FROM validations WHERE crashes > 0").fetchall())
 
 
 def shard_manifests(out: Path) -> list[Path]:

@@ -4,6 +4,12 @@ process pool, write accepted images atomically, record every outcome in the shar
 A shard is idempotent: rerun it and it fetches only what its manifest (and the image folders)
 do not already hold. Content shared by many URLs is a placeholder: such files are moved to
 `OUT/.goz/quarantine/` and their rows marked `placeholder`.
+
+Poison images (content that kills its validation process: a crash in Pillow, the OOM killer):
+the pool's death ends the run with a GozError after counting a crash for each image it held
+(the manifest's `validations` table). A rerun validates those images first, alone, each in a
+fresh process: one that kills its process again (CRASH_THRESHOLD crashes) is recorded as
+`decoder_crash` and the run goes on; a single unrelated kill never condemns an image.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import hashlib
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,9 +29,12 @@ from pathlib import Path
 from goz.download.fetcher import FetchOptions, HostGate, fetch, open_session
 from goz.download.manifest import Manifest, Record
 from goz.download.urllist import ListEntry
-from goz.download.validate import ValidationLimits, validate_and_store
+from goz.download.validate import Validated, ValidationLimits, validate_and_store
 from goz.errors import GozError
 from goz.home import sha256_of
+
+# Crashes (validation process deaths with the image in flight) after which an image is condemned.
+CRASH_THRESHOLD = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class ShardJob:
     fetch: FetchOptions = field(default_factory=FetchOptions)
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     retry_failed: bool = False
+    retry_crashed: bool = False
     placeholder_urls: int = 5
     decode_workers: int = 1
 
@@ -79,9 +89,16 @@ class _ShardRun:
         self.counts = {"processed": 0, "ok": 0, "bytes": 0, "adopted": 0}
         self.urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
         self.placeholder_hashes: set[str] = set()
+        self.in_pool: dict[str, str] = {}  # {key: url} handed to the shared validation pool, verdict pending
+        self.pool_slots = asyncio.Semaphore(max(1, job.decode_workers))
+        self.pool_died: GozError | None = None
 
     async def run(self) -> dict[str, int]:
-        finished = self.manifest.finished_keys(retry_failed=self.job.retry_failed)
+        # Markers left by a run that died (pool and all) while validating these images: a crash each.
+        self.manifest.count_crashes(self.manifest.interrupted_validations())
+        crashes = self.manifest.crash_counts()
+        finished = self.manifest.finished_keys(retry_failed=self.job.retry_failed,
+                                               retry_crashed=self.job.retry_crashed)
         for record in self.manifest.records("WHERE sha256 IS NOT NULL"):
             self.urls_by_hash[record.sha256].add(record.url)
         for sha256, urls in self.urls_by_hash.items():
@@ -89,15 +106,28 @@ class _ShardRun:
                 self._quarantine(sha256)
         unrecorded = [e for e in self.job.entries if e.key not in finished]
         on_disk = self._files_on_disk(unrecorded) if unrecorded else {}
-        pending = [e for e in unrecorded if not self._adopt(e, on_disk)]
+        pending = [e for e in unrecorded if not self._adopt(e, on_disk)
+                   and not self._condemn(e, crashes.get(e.key, 0))]
         self.progress(len(self.job.entries) - len(pending))
-        queue = iter(pending)
+        suspects = [e for e in pending if crashes.get(e.key, 0)]
+        queue = iter([e for e in pending if not crashes.get(e.key, 0)])
         gate = HostGate(self.job.fetch.per_host)
         async with open_session(self.job.fetch) as session:
-            workers = [self._worker(queue, session, gate) for _ in range(min(self.job.fetch.concurrency, len(pending)))]
+            # Suspects first, one at a time and nothing else running: a death is blamed on its image only.
+            await self._worker(iter(suspects), session, gate, self._validate_alone)
+            workers = [self._worker(queue, session, gate, self._validate_in_pool)
+                       for _ in range(min(self.job.fetch.concurrency, len(pending) - len(suspects)))]
             await asyncio.gather(*workers)
         self.manifest.flush()
         return self.counts
+
+    def _condemn(self, entry: ListEntry, crashes: int) -> bool:
+        """An image that killed its validation process CRASH_THRESHOLD times is recorded, not fetched again."""
+        if crashes < CRASH_THRESHOLD or self.job.retry_crashed:
+            return False
+        self.manifest.record(Record(entry.key, entry.wnid, entry.image_id, entry.url, "decoder_crash",
+                                    error=f"a validation process died {crashes} times with this image in flight"))
+        return True
 
     def _adopt(self, entry: ListEntry, on_disk: dict[str, Path]) -> bool:
         """A file renamed into place by a killed run before its row was committed: record it, do not refetch."""
@@ -121,8 +151,50 @@ class _ShardRun:
                 files.update((Path(name).stem, folder / name) for name in os.listdir(folder))
         return files
 
-    async def _worker(self, queue, session, gate: HostGate) -> None:
-        loop = asyncio.get_running_loop()
+    async def _validate_in_pool(self, entry: ListEntry, data: bytes) -> Validated:
+        # Only as many images as the pool has processes are handed to it: a death is blamed on those only.
+        async with self.pool_slots:
+            if self.pool_died:
+                raise self.pool_died  # the run is ending: hand the dead pool nothing more to blame
+            self.manifest.validation_started(entry.key)
+            self.in_pool[entry.key] = entry.url
+            try:
+                verdict = await asyncio.get_running_loop().run_in_executor(
+                    self.decode_pool, validate_and_store, data, self._stem(entry), self.temporary_dir, self.job.limits)
+            except BrokenProcessPool:
+                held, urls = list(self.in_pool), ", ".join(self.in_pool.values())
+                self.in_pool.clear()  # other workers see the same death: count it once
+                self.manifest.count_crashes(held)
+                self.pool_died = GozError(
+                    f"an image validation process died (killed, or out of memory) while shard {self.job.index} "
+                    f"was validating {urls or entry.url}; rerun the same command to resume (an image that kills "
+                    f"its process again is recorded as decoder_crash)")
+                raise self.pool_died from None
+            self.in_pool.pop(entry.key, None)
+            self.manifest.validation_ended(entry.key)
+            return verdict
+
+    async def _validate_alone(self, entry: ListEntry, data: bytes) -> Validated:
+        """Validates a suspect in a fresh process of its own; its death condemns the image, not the run."""
+        self.manifest.validation_started(entry.key)
+        solo = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        try:
+            verdict = await asyncio.get_running_loop().run_in_executor(
+                solo, validate_and_store, data, self._stem(entry), self.temporary_dir, self.job.limits)
+        except BrokenProcessPool:
+            crashes = self.manifest.count_crashes([entry.key])[entry.key]
+            return Validated("decoder_crash", f"a validation process died {crashes} times with this image in "
+                                              f"flight, the last time validating it alone")
+        finally:
+            solo.shutdown()
+        self.manifest.validation_ended(entry.key)
+        return verdict
+
+    def _stem(self, entry: ListEntry) -> str:
+        return str(Path(self.job.out) / entry.wnid / entry.key)
+
+    async def _worker(self, queue, session, gate: HostGate,
+                      validate: Callable[[ListEntry, bytes], Awaitable[Validated]]) -> None:
         for entry in queue:  # one shared iterator: each entry goes to exactly one worker
             started = time.monotonic()
             fetched = await fetch(session, gate, entry.url, self.job.fetch)
@@ -135,14 +207,7 @@ class _ShardRun:
                 if record.sha256 in self.placeholder_hashes:
                     record.outcome, record.error = "placeholder", "content of a suspected placeholder"
                 else:
-                    stem = str(Path(self.job.out) / entry.wnid / entry.key)
-                    try:
-                        verdict = await loop.run_in_executor(self.decode_pool, validate_and_store, fetched.data,
-                                                             stem, self.temporary_dir, self.job.limits)
-                    except BrokenProcessPool:
-                        raise GozError(f"an image validation process died (killed, or out of memory) while "
-                                       f"shard {self.job.index} was validating {entry.url}; rerun the same "
-                                       f"command to resume") from None
+                    verdict = await validate(entry, fetched.data)
                     record.outcome, record.error, record.path = verdict.outcome, verdict.error, verdict.path or None
             record.seconds = round(time.monotonic() - started, 4)
             self.manifest.record(record)

@@ -80,12 +80,15 @@ def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k
         log.warning("skipped %s: %s", file, reason)
     if threads:
         torch.set_num_threads(threads)
-    if backbone is None:
-        backbone = load_backbone(weights, weights_file, device=device, precision=precision, gpu_decode=gpu_decode)
-    cuda = backbone.device.type == "cuda"
-    batch_size = batch_size or (256 if cuda else 16)
-    workers = default_workers(str(backbone.device)) if workers is None else workers
-    with StoreWriter(store, backbone.attrs) as writer:
+    # The arguments (folder, store path, lock) are checked before the weights are loaded or downloaded.
+    with StoreWriter(store) as writer:
+        if backbone is None:
+            backbone = load_backbone(weights, weights_file, device=device, precision=precision,
+                                     gpu_decode=gpu_decode)
+        writer.bind(backbone.attrs)
+        cuda = backbone.device.type == "cuda"
+        batch_size = batch_size or (256 if cuda else 16)
+        workers = default_workers(str(backbone.device)) if workers is None else workers
         already = [c for c in tree.classes if c.wnid in writer.committed]
         pending = [c for c in tree.classes if c.wnid not in writer.committed
                    and not all(f.path.relative_to(tree.root).as_posix() in writer.decode_skips for f in c.files)]

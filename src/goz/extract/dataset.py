@@ -84,8 +84,10 @@ def parse_image_name(wnid: str, name: str) -> int | str:
 def scan_tree(root: str | Path) -> ImageTree:
     """Lists `root/<wnid>/` folders and their image files; non-conforming entries become problems."""
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise GozError(f"{root}: no such image folder")
+    if not root.is_dir():
+        raise GozError(f"{root} is a file; IMAGES is a folder with one sub-folder per WordNet id")
     classes, problems = [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if not entry.is_dir() or entry.name.startswith("."):  # e.g. `goz download`'s bookkeeping in .goz/

@@ -55,23 +55,36 @@ def read_skip_log(store: Path) -> dict[str, tuple[str, str]]:
 
 
 class StoreWriter:
-    """Exclusive, crash-safe writer of one GOZ store. Use as a context manager (it holds the lock)."""
+    """Exclusive, crash-safe writer of one GOZ store. Use as a context manager (it holds the lock).
 
-    def __init__(self, store: str | Path, attrs: dict):
+    Entering checks the path, takes the lock and reads what earlier runs committed (cheap, before
+    any model is loaded); `bind(attrs)` then checks that they were extracted the same way.
+    """
+
+    def __init__(self, store: str | Path):
         self.store = Path(store)
-        self.attrs = attrs
+        self.attrs: dict = {}
         self.parts = parts_dir(self.store)
         self._lock = filelock.FileLock(str(self.store.with_name(self.store.name + ".lock")))
         self.committed: set[str] = set()
         self.decode_skips: dict[str, str] = {}
+        self._earlier_attrs: list[tuple[str, dict]] = []  # (file, attributes) of the store and each part
 
     def __enter__(self) -> StoreWriter:
-        self.store.parent.mkdir(parents=True, exist_ok=True)
+        if self.store.is_dir():
+            raise GozError(f"{self.store} is a folder; the feature store is a file (e.g. {self.store / 'features.h5'})")
+        try:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise GozError(f"cannot create the folder of the feature store {self.store} "
+                           f"({type(error).__name__}: {error.strerror or error})") from None
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
             raise GozError(f"{self.store} is being written by another process (lock {self._lock.lock_file} "
                            f"is held); wait for it to finish, or write to another store") from None
+        except OSError as error:
+            raise GozError(f"cannot create the lock {self._lock.lock_file} ({error.strerror or error})") from None
         try:
             self._load_state()
         except BaseException:
@@ -82,31 +95,37 @@ class StoreWriter:
     def __exit__(self, *exc) -> None:
         self._lock.release()
 
+    def bind(self, attrs: dict) -> None:
+        """The extractor's attributes; refuses them if the store or a part was extracted differently."""
+        self.attrs = attrs
+        for where, earlier in self._earlier_attrs:
+            for key in COMPATIBILITY_KEYS:
+                if earlier.get(key) != attrs[key]:
+                    raise StoreError(f"{where} was extracted with {key}={earlier.get(key)!r}, this run uses "
+                                     f"{attrs[key]!r}; features of different extractors cannot share a store "
+                                     f"(use the same options, or a new store)")
+
     def _load_state(self) -> None:
         if self.store.exists():
             with FeatureStore(self.store) as existing:
-                self._check_compatible(existing.attrs, str(self.store))
+                self._remember_attrs(existing.attrs, str(self.store))
                 self.committed.update(existing.classes)
         self.decode_skips = {file: reason for file, (stage, reason) in read_skip_log(self.store).items()
                              if stage == "decode"}
         for part in self._part_files():
             try:
                 with h5py.File(part, "r") as h5:
-                    self._check_compatible(dict(h5.attrs), str(part))
+                    self._remember_attrs(dict(h5.attrs), str(part))
                     self.decode_skips.update(json.loads(h5.attrs["skipped"]))
             except (OSError, KeyError, ValueError) as error:
                 raise StoreError(f"{part}: unreadable part file ({error}); delete it to extract its class again") from None
             self.committed.add(part.stem)
 
-    def _check_compatible(self, attrs: dict, where: str) -> None:
+    def _remember_attrs(self, attrs: dict, where: str) -> None:
         if "weights" not in attrs:
             raise StoreError(f"{where} was not written by `goz extract` (it has no extraction attributes); "
                              f"extract into a new store")
-        for key in COMPATIBILITY_KEYS:
-            if attrs.get(key) != self.attrs[key]:
-                raise StoreError(f"{where} was extracted with {key}={attrs.get(key)!r}, this run uses "
-                                 f"{self.attrs[key]!r}; features of different extractors cannot share a store "
-                                 f"(use the same options, or a new store)")
+        self._earlier_attrs.append((where, attrs))
 
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("n*.h5")) if self.parts.is_dir() else []
