@@ -286,3 +286,11 @@ def test_device_jpeg_decoding_path(tmp_path):
         cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
         assert cosine.min() > 0.999  # libjpeg/nvJPEG + tensor resize: close to Pillow, not bit-exact
     np.testing.assert_allclose(actual["n00000002"][0][1:], expected["n00000002"][0][1:], rtol=1e-5)  # via Pillow
+
+
+def test_cli_choices_match_the_backbone_tables():
+    from goz.commands import extract as extract_command
+    from goz.extract import backbone
+
+    assert set(extract_command.WEIGHTS) == set(backbone.WEIGHTS)
+    assert set(extract_command.PRECISIONS) == set(backbone.PRECISIONS)
