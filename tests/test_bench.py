@@ -13,10 +13,10 @@ from goz.semantics import SemanticsTable
 from goz.store import FeatureStore, write_store
 
 
-def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, **kwargs):
+def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, semantics=None, **kwargs):
     kwargs = {"hierarchy": benchmark.hierarchy, "classifier_weights": benchmark.classifier_weights,
               "threads": 1, "progress": False} | kwargs
-    return run_bench(list(models), list(settings), benchmark.train, benchmark.test, benchmark.semantics,
+    return run_bench(list(models), list(settings), benchmark.train, benchmark.test, semantics or benchmark.semantics,
                      seen or benchmark.seen, benchmark.unseen, out, **kwargs)
 
 
@@ -234,3 +234,42 @@ def test_out_that_is_a_file_is_refused_before_any_work(synthetic_benchmark, tmp_
     with pytest.raises(GozError, match="is a file"):
         _bench(synthetic_benchmark, tmp_path / "results")
     assert (tmp_path / "results").read_text() == "keep me"
+
+
+class _CaptureTrainingData(ZSLModel):
+    """Test-only model that records what `goz bench` hands to fit and scores candidates at random."""
+
+    captured = []
+
+    def __init__(self, seed=0, device="cpu", progress=True):
+        self.seed, self.device, self.progress = seed, device, progress
+
+    def fit(self, data):
+        type(self).captured.append(data)
+        return self
+
+    def scores(self, features, candidates):
+        return np.random.default_rng(0).random((len(features), len(candidates)), dtype=np.float32)
+
+
+def test_seen_classes_without_a_vector_stay_targets_for_graph_models(synthetic_benchmark, tmp_path):
+    """Linear models drop them (SemanticsTable.select), graph models regress them, as in the original."""
+    b = synthetic_benchmark
+    seen = splits.load(b.seen)
+    table = semantics.load(b.semantics)
+    keep = [i for i, w in enumerate(table.wnids) if w != seen[0]]
+    SemanticsTable([table.wnids[i] for i in keep], table.vectors[keep]).save(tmp_path / "sem.h5")
+    models.register_model("test_capture")(_CaptureTrainingData)
+    try:
+        (result,) = _bench(b, tmp_path / "out", ["test_capture"], ["gzsl"], semantics=tmp_path / "sem.h5")
+    finally:
+        models._REGISTRY.pop("test_capture")
+    data = _CaptureTrainingData.captured[-1]
+    assert data.seen_wnids == seen and seen[0] in data.graph.index
+    assert set(np.unique(data.labels)) == set(range(len(seen)))
+    assert len(data.classifier_weights) == len(seen)
+    assert result["seen_dropped"] == [seen[0]] and seen[0] not in np.load(
+        result_paths(tmp_path / "out", "test_capture", "gzsl")[1])["candidates"]
+    for result in _bench(b, tmp_path / "real", ["eszsl", "sgcn"], ["zsl"], semantics=tmp_path / "sem.h5",
+                         hyperparameters={"sgcn": {"epochs": 5, "hidden": [16]}}):
+        assert result["n_seen_dropped"] == 1 and 0 <= result["top1"] <= 1

@@ -133,11 +133,13 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
         classes = _classes_with_vectors(table, seen_split, unseen_split)
         built = {name: _create(name, hyperparameters.get(name, {}), seed, device, progress) for name in pending
                  if pending[name]}
-        graph = _graph(hierarchy, classes.seen + classes.unseen)
-        weights = _classifier_weights(classifier_weights, seen_split, classes.seen)
+        # Every seen class is trained on: linear models drop those without a vector themselves, graph
+        # models keep them as regression targets (zero input), as the original's graph models did.
+        graph = _graph(hierarchy, seen_split + classes.unseen)
+        weights = _classifier_weights(classifier_weights, seen_split, seen_split)
         needs_samples = any(not getattr(model, "fits_on_class_means", False) for model in built.values())
         load_start = time.perf_counter()
-        features, labels, means = _read_training(train_store, classes.seen, per_class, needs_samples, train_dtype,
+        features, labels, means = _read_training(train_store, seen_split, per_class, needs_samples, train_dtype,
                                                  progress)
         load_seconds = time.perf_counter() - load_start
         context = {
@@ -155,8 +157,8 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
             on_means = getattr(model, "fits_on_class_means", False)
             data = TrainingData(
                 means.astype(np.float32) if on_means else features,
-                np.arange(len(classes.seen), dtype=np.int64) if on_means else labels,
-                classes.seen, table, graph, weights)
+                np.arange(len(seen_split), dtype=np.int64) if on_means else labels,
+                seen_split, table, graph, weights)
             _seed_everything(seed)
             fit_start = time.perf_counter()
             model.fit(data)
