@@ -172,3 +172,13 @@ def test_offline_fails_at_once(tmp_path, monkeypatch):
         fetch_file("http://assets.example/f", tmp_path / "f", hint="Use --from PATH.", quiet=True)
     assert str(error.value).endswith("Use --from PATH.")
     assert calls == ["assets.example"]  # not retried: the name does not resolve
+
+
+def test_write_text_atomic_replaces_whole_files_and_leaves_no_temporary(tmp_path):
+    from goz.home import write_text_atomic
+
+    target = tmp_path / "deep" / "table.md"
+    assert write_text_atomic(target, "first\n") == target and target.read_text() == "first\n"
+    write_text_atomic(target, "ünïcode second\n")
+    assert target.read_text(encoding="utf-8") == "ünïcode second\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["table.md"]

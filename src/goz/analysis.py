@@ -21,7 +21,8 @@ from scipy import stats
 from goz.errors import GozError
 from goz.semantics import SemanticsTable
 from goz.split.hops import nearest_sources
-from goz.split.report import bar_plot, markdown_table, plt, write_text
+from goz.home import write_text_atomic
+from goz.split.report import bar_plot, markdown_table, plt
 from goz.store import FeatureStore
 from goz.wordnet import Hierarchy
 
@@ -120,7 +121,7 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     analysis = ErrorAnalysis(runs, classify.categories)
     if out is not None:
         out = Path(out)
-        write_text(out / "errors.md", analysis.markdown())
+        write_text_atomic(out / "errors.md", analysis.markdown())
         bar_plot(out / "errors.png", [f"{r.model}\n{r.setting}" for r in runs],
                  {c: [100.0 * r.categories.get(c, 0) / max(r.samples, 1) for r in runs] for c in analysis.categories},
                  title="Top-1 predictions by relation to the true class", ylabel="% of samples", stacked=True)
@@ -268,7 +269,7 @@ def analyze_bias(seen: Sequence[str], unseen: Sequence[str], *, hierarchy: Hiera
                                                           model, dict(model_params or {}))
     if out is not None:
         out = Path(out)
-        write_text(out / "bias.md", analysis.markdown())
+        write_text_atomic(out / "bias.md", analysis.markdown())
         windows = [(label, wnids) for label, wnids in analysis.windows() if wnids]
         series = {"unseen classes %": [100.0 * len(w) / max(len(unseen), 1) for _, w in windows]}
         if analysis.class_accuracy:

@@ -38,6 +38,7 @@ from goz import semantics as semantics_io
 from goz import splits
 from goz.errors import GozError, StoreError
 from goz.evaluate import evaluate, seen_unseen_curve, topk_predictions
+from goz.home import write_text_atomic
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import read_classifier_weights
 from goz.semantics import SemanticsTable
@@ -317,9 +318,7 @@ def _save_npz(path: Path, **arrays) -> None:
 
 
 def _save_json(path: Path, result: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(result, indent=1))
-    temporary.replace(path)
+    write_text_atomic(path, json.dumps(result, indent=1))
 
 
 def _read_result(path: Path) -> dict | None:

@@ -62,6 +62,16 @@ class Asset:
         return data_home() / self.relative_path
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Writes `text` (utf-8) to a temporary name beside `path`, then renames: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from goz.errors import GozError  # noqa: E402
+from goz.home import write_text_atomic  # noqa: E402
 
 __all__ = ["load_results", "build_table", "build_report"]
 
@@ -90,8 +91,8 @@ def build_table(directory: str | Path) -> str:
     buffer = io.StringIO()
     header, rows = _table_rows(results)
     csv.writer(buffer, lineterminator="\n").writerows([header] + rows)
-    _write_text(directory / "table.csv", buffer.getvalue())
-    _write_text(directory / "table.md", markdown)
+    write_text_atomic(directory / "table.csv", buffer.getvalue())
+    write_text_atomic(directory / "table.md", markdown)
     return markdown
 
 
@@ -110,7 +111,7 @@ def build_report(directory: str | Path) -> Path:
         sections.append("## Seen-unseen accuracy curves (gzsl, calibrated stacking)\n\n"
                         "![seen-unseen curves](seen_unseen.png)\n\n" + _ausuc_lines(results))
     path = directory / "report.md"
-    _write_text(path, "\n".join(sections))
+    write_text_atomic(path, "\n".join(sections))
     return path
 
 
@@ -177,7 +178,3 @@ def _save_figure(figure, path: Path) -> None:
     temporary.replace(path)
 
 
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goz.errors import SplitError
-from goz.home import Asset, fetch_asset
+from goz.home import Asset, fetch_asset, write_text_atomic
 
 WNID_PATTERN = re.compile(r"^n\d{8}$")
 GOZ_REPOSITORY = "https://raw.githubusercontent.com/TristHas/GOZ/d53cf286696301f4e0b3811c3828281368f99cbd"
@@ -113,12 +113,7 @@ def validate(wnids: Sequence[str], source: str = "split") -> list[str]:
 
 def save(wnids: Sequence[str], path: str | Path) -> Path:
     """Writes a text split file, one wnid per line (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(f"{w}\n" for w in validate(wnids)), encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_text_atomic(path, "".join(f"{w}\n" for w in validate(wnids)))
 
 
 def _is_pickle(path: Path) -> bool:

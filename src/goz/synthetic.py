@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from goz import splits
 from goz.errors import GozError
+from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
 from goz.store import FEATURES_GROUP, IDS_GROUP, write_class
 from goz.wordnet.hierarchy import Hierarchy
@@ -128,9 +129,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     with open(paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp"), "wb") as handle:
         np.save(handle, weights)
     paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp").replace(paths.classifier_weights)
-    temporary = manifest.with_name(manifest.name + ".tmp")
-    temporary.write_text(json.dumps(asdict(config), indent=1))
-    temporary.replace(manifest)
+    write_text_atomic(manifest, json.dumps(asdict(config), indent=1))
     return paths
 
 
@@ -214,11 +213,7 @@ def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], pro
 
 def save_edges(edges: list[tuple[str, str]], path: str | Path) -> Path:
     """Writes (child, parent) edges as `child<TAB>parent` lines (atomic)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(f"{child}\t{parent}\n" for child, parent in edges), encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_text_atomic(path, "".join(f"{child}\t{parent}\n" for child, parent in edges))
 
 
 def load_hierarchy(path: str | Path) -> Hierarchy:

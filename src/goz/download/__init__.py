@@ -27,6 +27,7 @@ from goz.download.shard import ShardJob, work_dir
 from goz.download.urllist import ListEntry, ListStats, read_url_list
 from goz.download.validate import ValidationLimits
 from goz.errors import GozError
+from goz.home import write_text_atomic
 
 __all__ = ["download", "report", "Summary", "Report"]
 
@@ -134,10 +135,7 @@ def _shard_count(out: Path, requested: int | None, entries: int, shard_size: int
                            f"(or a new output folder)")
         return stored
     count = requested or max(1, -(-entries // shard_size))
-    config.parent.mkdir(parents=True, exist_ok=True)
-    temporary = config.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"shards": count}))
-    os.replace(temporary, config)
+    write_text_atomic(config, json.dumps({"shards": count}))
     return count
 
 

@@ -26,7 +26,8 @@ import numpy as np
 from goz import splits
 from goz.errors import GozError, SplitError
 from goz.split.lemmas import LemmaFilter, filter_lemmas
-from goz.split.report import bar_plot, markdown_table, write_text
+from goz.home import write_text_atomic
+from goz.split.report import bar_plot, markdown_table
 from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hi
 def write_build_outputs(built: BuiltSplit, out: Path, hierarchy: Hierarchy) -> None:
     """The split file, `<out>.report.md` and `<out>.report.png` (seen vs unseen share per branch)."""
     splits.save(built.unseen, out)
-    write_text(out.with_name(out.name + ".report.md"), built.markdown(hierarchy))
+    write_text_atomic(out.with_name(out.name + ".report.md"), built.markdown(hierarchy))
     seen_total = sum(b[1] for b in built.branches) or 1
     unseen_total = sum(b[3] for b in built.branches) or 1
     shown = sorted(built.branches, key=lambda b: -(b[1] + b[3]))[:PLOTTED_BRANCHES]

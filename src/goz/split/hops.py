@@ -16,8 +16,8 @@ from functools import partial
 from pathlib import Path
 
 from goz.errors import GozError, SplitError
-from goz.home import Asset
-from goz.split.report import bar_plot, markdown_table, write_text
+from goz.home import Asset, write_text_atomic
+from goz.split.report import bar_plot, markdown_table
 from goz.splits import BuiltinSplit, register
 from goz.wordnet import Hierarchy
 
@@ -96,7 +96,7 @@ def compare_splits(a: Sequence[str], b: Sequence[str], *, names: tuple[str, str]
     comparison = Comparison(names, (len(a), len(b)), len(set(a) & set(b)), histograms)
     if out is not None:
         out = Path(out)
-        write_text(out / "compare.md", f"# {names[0]} vs {names[1]}\n\n" + comparison.markdown())
+        write_text_atomic(out / "compare.md", f"# {names[0]} vs {names[1]}\n\n" + comparison.markdown())
         if histograms:
             distances = sorted({d for h in histograms.values() for d in h})
             # Shares, not counts: the splits compared often differ in size by an order of magnitude.

@@ -21,14 +21,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Atomic text write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-    return path
-
 
 def bar_plot(path: Path, labels: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
              ylabel: str, stacked: bool = False) -> Path:
