@@ -57,6 +57,11 @@ def url_list(tmp_path):
     (["download", "L", "O", "--min-side", "-1"], "argument --min-side: must be an integer >= 0"),
     (["download-report", "O", "--target", "-1"], "argument --target"),
     (["ilsvrc", "prepare-val", "V", "--labels", "L", "--out", "O", "--per-class", "0"], "argument --per-class"),
+    (["extract", "I", "S", "--batch-size", "-3"], "argument --batch-size: must be a positive integer"),
+    (["extract", "I", "S", "--workers", "-1"], "argument --workers: must be an integer >= 0"),
+    (["extract", "I", "S", "--threads", "0"], "argument --threads"),
+    (["extract", "I", "S", "--actors", "0"], "argument --actors"),
+    (["verify", "I", "S", "--recompute", "-1"], "argument --recompute"),
 ])
 def test_bad_numbers_are_usage_errors(argv, message, capsys):
     code, err = run_cli(argv, capsys)
@@ -70,6 +75,15 @@ def test_library_refuses_counts_the_cli_refuses(url_list, tmp_path):
         with pytest.raises(GozError):
             download(url_list, tmp_path / "out", quiet=True, **bad)
     assert not (tmp_path / "out").exists()
+
+
+def test_extract_library_refuses_counts_the_cli_refuses(tmp_path):
+    from goz.extract import extract
+    (tmp_path / "images" / "n00000001").mkdir(parents=True)
+    for bad in (dict(batch_size=-3), dict(workers=-1), dict(threads=0), dict(actors=0)):
+        with pytest.raises(GozError, match="must be at least"):
+            extract(tmp_path / "images", tmp_path / "s.h5", weights_file=tmp_path / "never_read.pth", **bad)
+    assert not (tmp_path / "s.h5").exists()
 
 
 def _evil_pickle(path: Path, marker: Path) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from goz.cli import non_negative_int, positive_int
+
 # Literal, so that `goz --help` does not import torch; tests check them against goz.extract.backbone.
 WEIGHTS = ("imagenet1k_v1", "imagenet1k_v2")
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -24,16 +26,16 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="fp32 (default, exact) or fp16/bf16 autocast (faster on GPU, approximate)")
-    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 256 on CUDA, 16 on CPU)")
-    parser.add_argument("--workers", type=int, help="decoding processes (default: all cores but two on CUDA; 0 on CPU: inline)")
-    parser.add_argument("--threads", type=int, help="torch threads for the forward pass (default: all cores)")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N", help="images per forward pass (default: 256 on CUDA, 16 on CPU)")
+    parser.add_argument("--workers", type=non_negative_int, metavar="N", help="decoding processes (default: all cores but two on CUDA; 0 on CPU: inline)")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="torch threads for the forward pass (default: all cores)")
     parser.add_argument("--gpu-decode", action="store_true",
                         help="decode JPEGs with torchvision.io on the device (nvJPEG; not bit-exact with Pillow)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local DataLoader (default) or a Ray Data pipeline")
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     parser.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray inference actor (default: 0)")
-    parser.add_argument("--actors", type=int, default=1, help="Ray inference actors (default: 1)")
+    parser.add_argument("--actors", type=positive_int, default=1, metavar="N", help="Ray inference actors (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_extract)
 
@@ -43,7 +45,7 @@ def add_commands(subparsers) -> None:
                     "per class, ids equal to the file names, recomputed features equal to the stored ones.")
     check.add_argument("images", help="image folder the store was extracted from")
     check.add_argument("store", help="HDF5 feature store")
-    check.add_argument("--recompute", type=int, default=0, metavar="N",
+    check.add_argument("--recompute", type=non_negative_int, default=0, metavar="N",
                        help="recompute the features of N random classes and compare (default: 0)")
     check.add_argument("--weights-file", metavar="PATH", help="the weights file the store was extracted with")
     check.add_argument("--device", default="cpu", help="device for --recompute (default: cpu)")

@@ -73,6 +73,10 @@ def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k
         raise GozError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if gpu_decode and engine == "ray":
         raise GozError("--gpu-decode is supported by the local engine only")
+    for name, value, least in (("batch_size", batch_size, 1), ("workers", workers, 0), ("threads", threads, 1),
+                               ("actors", actors, 1)):
+        if value is not None and value < least:
+            raise GozError(f"{name} must be at least {least}, got {value}")
     started = time.perf_counter()
     store = Path(store)
     tree = scan_tree(images)
