@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="goz-bench-linear-") as scratch:
         data_dir = Path(args.data or Path(scratch) / "data")
         start = time.perf_counter()
-        data = make_benchmark(data_dir, seed=0, quiet=False, **GOZ_SCALE)
+        data = make_benchmark(data_dir, seed=0, progress=True, **GOZ_SCALE)
         generation = time.perf_counter() - start
         rows = [time_model(model, data, Path(scratch) / "results", args.device, args.threads)
                 for model in args.models.split(",")]

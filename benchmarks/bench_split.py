@@ -24,7 +24,7 @@ def _measure(action: str, release_status: str, seen_path: str, size: int, max_ho
     import tempfile
 
     from goz import splits
-    from goz.split import build_split, hop_split, read_counts
+    from goz.splits import build_split, hop_split, read_counts
     from goz.wordnet import load
 
     start = time.perf_counter()

@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
+import checkout
+
 from download_server import FaultServer
 from goz.cli import main
 from goz.download.engines import _shard_result
@@ -24,7 +26,7 @@ from goz.download.urllist import ListEntry
 from goz.errors import GozError
 from goz.store import write_store
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(checkout.SRC)
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:
@@ -73,7 +75,7 @@ def test_library_refuses_counts_the_cli_refuses(url_list, tmp_path):
     for bad in (dict(per_host=0), dict(max_attempts=0), dict(deadline=float("nan")), dict(shards=-2),
                 dict(per_class=0), dict(resize=0)):
         with pytest.raises(GozError):
-            download(url_list, tmp_path / "out", quiet=True, **bad)
+            download(url_list, tmp_path / "out", progress=False, **bad)
     assert not (tmp_path / "out").exists()
 
 

@@ -5,7 +5,8 @@ import pytest
 from goz import semantics, splits
 from goz.errors import GozError
 from goz.store import FeatureStore
-from goz.synthetic import load_hierarchy, make_benchmark
+from goz.synthetic import make_benchmark
+from goz.wordnet.edges import load_edges as load_hierarchy
 
 SMALL = {"n_seen": 12, "n_unseen": 6, "train_per_class": 4, "test_per_class": 3, "seen_test_per_class": 2,
          "dim": 64, "semantic_dim": 300}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import math
 import os
 import pkgutil
 import sys
@@ -17,37 +16,6 @@ import sys
 import goz
 import goz.commands
 from goz.errors import GozError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a count of things), refused at parse time with a usage message."""
-    return _bounded_int(text, 1, "a positive integer")
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _bounded_int(text, 0, "an integer >= 0")
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (seconds, sizes)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def _bounded_int(text: str, minimum: int, wanted: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     modules = [
         importlib.import_module(f"goz.commands.{info.name}")
         for info in pkgutil.iter_modules(goz.commands.__path__)
+        if info.name != "options"  # the shared argument types, not a command
     ]
     # ORDER keeps `goz --help` in pipeline order rather than alphabetical order.
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):

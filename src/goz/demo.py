@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goz import models
-from goz.bench import SETTINGS, run_bench
-from goz.report import build_report, build_table
+from goz.benchmark.report import build_report, build_table
+from goz.benchmark.run import SETTINGS, run_bench
 from goz.synthetic import make_benchmark
 
 __all__ = ["run_demo", "DemoResult", "DEMO_SIZES", "QUICK_SIZES", "DEMO_HYPERPARAMETERS"]
@@ -56,7 +56,7 @@ def run_demo(out: str | Path = "goz-demo", quick: bool = False, seed: int = 0, f
     """Runs every registered model on the synthetic benchmark; results and report under `out`/results."""
     out = Path(out)
     benchmark = make_benchmark(out / ("data-quick" if quick else "data"), seed=seed,
-                               **(QUICK_SIZES if quick else DEMO_SIZES), quiet=not progress)
+                               **(QUICK_SIZES if quick else DEMO_SIZES), progress=progress)
     names = models.list_models()
     hyperparameters = {name: DEMO_HYPERPARAMETERS.get(name, {}) for name in names}
     results_dir = out / ("results-quick" if quick else "results")

@@ -11,7 +11,6 @@ written here opens with plain h5py code written for the original files, and vice
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +19,10 @@ import h5py
 import numpy as np
 
 from goz.errors import StoreError
+from goz.names import WNID_PATTERN
 
 FEATURES_GROUP = "images"
 IDS_GROUP = "idx"
-WNID_PATTERN = re.compile(r"^n\d{8}$")
 
 
 def check_wnid(wnid: str, where: str = "") -> str:

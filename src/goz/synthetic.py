@@ -32,7 +32,7 @@ from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
 from goz.store import FEATURES_GROUP, IDS_GROUP, write_class
-from goz.wordnet.hierarchy import Hierarchy
+from goz.wordnet.edges import save_edges
 
 # Fake WordNet ids: valid form (n + 8 digits) in a range WordNet 3.0 does not use (its offsets stop below n1...).
 INTERNAL_BASE, CLASS_BASE = 90_000_000, 91_000_000
@@ -77,7 +77,7 @@ class SyntheticBenchmark:
 
 def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unseen: int = 100,
                    train_per_class: int = 50, test_per_class: int = 20, seen_test_per_class: int = 10,
-                   dim: int = 2048, semantic_dim: int = 300, quiet: bool = True, **tuning) -> SyntheticBenchmark:
+                   dim: int = 2048, semantic_dim: int = 300, progress: bool = False, **tuning) -> SyntheticBenchmark:
     """Generates (or reuses, when `out_dir` already holds the same config) a synthetic benchmark.
 
     Deterministic: the same arguments give byte-identical arrays. `tuning` overrides the other
@@ -117,9 +117,9 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
 
     attrs = {"data": "synthetic", "description": SYNTHETIC_LABEL, "generator": "goz.synthetic",
              "config": json.dumps(asdict(config))}
-    _write_store(paths.train, seen, train_per_class, prototype, config, nuisance, rng, attrs, quiet, "train")
+    _write_store(paths.train, seen, train_per_class, prototype, config, nuisance, rng, attrs, progress, "train")
     test_counts = {c: test_per_class for c in unseen} | {c: seen_test_per_class for c in seen if seen_test_per_class}
-    _write_store(paths.test, sorted(test_counts), test_counts, prototype, config, nuisance, rng, attrs, quiet, "test")
+    _write_store(paths.test, sorted(test_counts), test_counts, prototype, config, nuisance, rng, attrs, progress, "test")
     SemanticsTable(nodes, vectors.astype(np.float32), {"data": "synthetic", "description": SYNTHETIC_LABEL}
                    ).save(paths.semantics)
     splits.save(seen, paths.seen)
@@ -195,45 +195,17 @@ def _seen_classifier(prototypes: np.ndarray, nuisance: np.ndarray, config: Bench
 
 
 def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], prototype: dict[str, np.ndarray],
-                 config: BenchmarkConfig, nuisance: np.ndarray, rng: np.random.Generator, attrs: dict, quiet: bool,
+                 config: BenchmarkConfig, nuisance: np.ndarray, rng: np.random.Generator, attrs: dict, progress: bool,
                  role: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with h5py.File(temporary, "w") as h5:
         h5.require_group(FEATURES_GROUP)
         h5.require_group(IDS_GROUP)
         h5.attrs.update(attrs | {"role": role})
-        for wnid in tqdm(wnids, desc=f"synthetic {role} store", unit="class", disable=quiet):
+        for wnid in tqdm(wnids, desc=f"synthetic {role} store", unit="class", disable=not progress):
             n = counts if isinstance(counts, int) else counts[wnid]
             noise = config.sample_noise * rng.standard_normal((n, config.dim), dtype=np.float32)
             noise += config.nuisance_noise * rng.standard_normal((n, len(nuisance)), dtype=np.float32) @ nuisance
             features = np.maximum(prototype[wnid].astype(np.float32) + noise, 0.0)
             write_class(h5, wnid, features, np.arange(1, n + 1, dtype=np.int64))
     temporary.replace(path)
-
-
-def save_edges(edges: list[tuple[str, str]], path: str | Path) -> Path:
-    """Writes (child, parent) edges as `child<TAB>parent` lines (atomic)."""
-    return write_text_atomic(path, "".join(f"{child}\t{parent}\n" for child, parent in edges))
-
-
-def load_hierarchy(path: str | Path) -> Hierarchy:
-    """A hierarchy from a `child<TAB>parent` edges file (as `make_benchmark` writes); `#` starts a comment."""
-    path = Path(path)
-    if not path.is_file():
-        raise GozError(f"{path}: no such hierarchy edges file (child<TAB>parent per line)")
-    edges = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise GozError(f"{path}: not a UTF-8 text file of child<TAB>parent edges") from None
-    for number, line in enumerate(lines, 1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise GozError(f"{path}:{number}: expected 'child<TAB>parent', found {line!r}")
-        edges.append((splits.validate([fields[0]], f"{path}:{number}")[0],
-                      splits.validate([fields[1]], f"{path}:{number}")[0]))
-    if not edges:
-        raise GozError(f"{path}: no edges")
-    return Hierarchy.from_edges(edges)

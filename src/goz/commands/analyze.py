@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from goz import splits
+from goz.commands.options import add_hierarchy_option
 from goz.errors import GozError
-from goz.commands.split import add_hierarchy_option
-from goz.split import load_hierarchy, read_counts
+from goz.splits import load_hierarchy, read_counts
 
 ORDER = 90
 
@@ -41,7 +41,9 @@ def add_commands(subparsers) -> None:
 
 
 def run_errors(args) -> int:
-    from goz.analysis import analyze_errors  # imported on use: scipy.stats and matplotlib are slow to load
+    from goz.benchmark.analysis import (
+        analyze_errors,  # imported on use: scipy.stats and matplotlib are slow to load
+    )
 
     out = Path(args.out) if args.out else Path(args.results) / "analysis"
     analysis = analyze_errors(args.results, hierarchy=load_hierarchy(args.hierarchy), max_hops=args.max_hops,
@@ -53,7 +55,7 @@ def run_errors(args) -> int:
 
 
 def run_bias(args) -> int:
-    from goz.analysis import analyze_bias
+    from goz.benchmark.analysis import analyze_bias
 
     analysis = analyze_bias(splits.load(args.seen), splits.load(args.unseen), hierarchy=load_hierarchy(args.hierarchy),
                             train=args.train, test=args.test, per_class=args.per_class, model=args.model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from goz.commands.options import add_quiet_option
 from goz.errors import GozError
 
 ORDER = 70
@@ -29,7 +30,7 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--force", action="store_true", help="redo (model, setting) pairs already finished")
-    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_option(bench)
     bench.add_argument("--out", required=True, help="results directory")
     bench.set_defaults(run=run)
 
@@ -51,7 +52,10 @@ def parse_assignments(assignments: list[str]) -> dict[str, dict]:
 
 
 def run(args) -> int:
-    from goz.bench import default_store, run_bench  # imported on use: torch and h5py make `goz --help` slow
+    from goz.benchmark.run import (  # imported on use: torch and h5py make `goz --help` slow
+        default_store,
+        run_bench,
+    )
 
     results = run_bench(
         models=[m.strip() for m in args.models.split(",") if m.strip()],

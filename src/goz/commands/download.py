@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from goz.cli import non_negative_int, positive_float, positive_int
+from goz.commands.options import (
+    add_quiet_option,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from goz.download import download, report
 from goz.download.engines import ENGINES
 
@@ -51,7 +56,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--retry-crashed", action="store_true",
                         help="validate the decoder_crash images again (each alone, in a fresh process)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(run=run_download)
 
     report_parser = subparsers.add_parser("download-report",
@@ -72,7 +77,7 @@ def run_download(args) -> int:
         per_host=args.per_host, deadline=args.deadline, max_bytes=args.max_bytes, max_attempts=args.max_attempts,
         min_side=args.min_side, max_pixels=args.max_pixels, resize=args.resize,
         placeholder_urls=args.placeholder_urls, decode_workers=args.decode_workers,
-        retry_failed=args.retry_failed, retry_crashed=args.retry_crashed, quiet=args.quiet)
+        retry_failed=args.retry_failed, retry_crashed=args.retry_crashed, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
         return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from goz.cli import non_negative_int, positive_int
+from goz.commands.options import add_quiet_option, non_negative_int, positive_int
 
 # Literal, so that `goz --help` does not import torch; tests check them against goz.extract.backbone.
 WEIGHTS = ("imagenet1k_v1", "imagenet1k_v2")
@@ -36,7 +36,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     parser.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray inference actor (default: 0)")
     parser.add_argument("--actors", type=positive_int, default=1, metavar="N", help="Ray inference actors (default: 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(run=run_extract)
 
     check = subparsers.add_parser(
@@ -60,7 +60,7 @@ def run_extract(args) -> int:
                      device=args.device, precision=args.precision, batch_size=args.batch_size,
                      workers=args.workers, threads=args.threads, engine=args.engine, gpu_decode=args.gpu_decode,
                      num_gpus=args.num_gpus, actors=args.actors, ray_address=args.ray_address,
-                     progress=not args.no_progress)
+                     progress=not args.quiet)
     print(f"store      {result.store}")
     print(f"classes    {result.classes} in the folder: {result.extracted_classes} extracted now, "
           f"{result.already_done} already in the store")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from goz.fetch import GLOVE_MEMBERS, fetch
+from goz.assets import GLOVE_MEMBERS, fetch
 
 ORDER = 10
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from goz.cli import positive_int
-from goz.ilsvrc import prepare_val
+from goz.commands.options import positive_int
+from goz.download.ilsvrc import prepare_val
 
 ORDER = 21
 

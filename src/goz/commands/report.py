@@ -15,14 +15,16 @@ def add_commands(subparsers) -> None:
 
 
 def run_table(args) -> int:
-    from goz.report import build_table  # imported on use: matplotlib makes `goz --help` slow
+    from goz.benchmark.report import (
+        build_table,  # imported on use: matplotlib makes `goz --help` slow
+    )
 
     print(build_table(args.directory), end="")
     return 0
 
 
 def run_report(args) -> int:
-    from goz.report import build_report
+    from goz.benchmark.report import build_report
 
     print(f"report written to {build_report(args.directory)}")
     return 0

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from goz import splits
-from goz.split import (LemmaFilter, build_split, check_split, compare_splits, hop_split, load_hierarchy,
-                       read_counts)
-from goz.split.lemmas import candidate_words, read_vocabulary, read_word_counts
+from goz.commands.options import add_hierarchy_option
+from goz.splits import (
+    LemmaFilter,
+    build_split,
+    check_split,
+    compare_splits,
+    hop_split,
+    load_hierarchy,
+    read_counts,
+)
+from goz.splits.lemmas import candidate_words, read_vocabulary, read_word_counts
 
 ORDER = 60
 
@@ -67,12 +75,6 @@ def add_commands(subparsers) -> None:
     compare.set_defaults(run=run_compare)
 
 
-def add_hierarchy_option(parser) -> None:
-    """--hierarchy, shared by every command that walks the class graph."""
-    parser.add_argument("--hierarchy", default="wordnet",
-                        help="'wordnet' (default) or a child<TAB>parent edges file")
-
-
 def run_check(args) -> int:
     from goz.semantics import load as load_semantics
 
@@ -118,5 +120,5 @@ def run_compare(args) -> int:
                                 hierarchy=load_hierarchy(args.hierarchy) if args.seen else None, out=args.out)
     print(comparison.markdown())
     if args.out:
-        print(f"wrote {Path(args.out) / 'compare.md'}" + (f" and compare.png" if args.seen else ""))
+        print(f"wrote {Path(args.out) / 'compare.md'}" + (" and compare.png" if args.seen else ""))
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 import zlib
@@ -20,18 +19,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from goz import splits
+from goz.download.client import FetchOptions
 from goz.download.engines import ENGINES, run_jobs, sweep_placeholders
-from goz.download.fetcher import FetchOptions
 from goz.download.manifest import OUTCOMES, Manifest, shard_manifests
 from goz.download.shard import ShardJob, work_dir
 from goz.download.urllist import ListEntry, ListStats, read_url_list
 from goz.download.validate import ValidationLimits
 from goz.errors import GozError
 from goz.home import write_text_atomic
+from goz.names import IMAGE_FILE_PATTERN, WNID_PATTERN
 
 __all__ = ["download", "report", "Summary", "Report"]
 
-IMAGE_NAME = re.compile(r"^(n\d{8})_(\d+)\.[A-Za-z]+$")
 
 
 @dataclass
@@ -64,7 +63,7 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
              max_bytes: int = 20 * 2**20, max_redirects: int = 5, max_attempts: int = 3,
              min_side: int = 32, max_pixels: int = 50_000_000, resize: int | None = None,
              retry_failed: bool = False, retry_crashed: bool = False, placeholder_urls: int = 5, decode_workers: int | None = None,
-             quiet: bool = False) -> Summary:
+             progress: bool = True) -> Summary:
     """Downloads the images of the URL list `urls` into `out` (resumable; see the module docstring).
 
     classes: a split name or file (goz.splits.load) or a list of wnids; per_class: first N of each
@@ -101,7 +100,7 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
                      retry_crashed=retry_crashed, placeholder_urls=placeholder_urls, decode_workers=workers)
             for index, shard_entries in enumerate(by_shard) if shard_entries]
     started = time.monotonic()
-    with tqdm(total=len(entries), unit="img", desc="download", disable=quiet, smoothing=0.05) as bar:
+    with tqdm(total=len(entries), unit="img", desc="download", disable=not progress, smoothing=0.05) as bar:
         counts = run_jobs(jobs, engine=engine, processes=processes, ray_address=ray_address, bar=bar) if jobs else []
     seconds = time.monotonic() - started
     suspects = sweep_placeholders(str(out), placeholder_urls)
@@ -178,12 +177,12 @@ def report(out: str | Path, *, target: int = 100, classes: str | Path | list[str
         raise GozError(f"target must be at least 0 images per class, got {target}")
     wnids = splits.load(classes) if isinstance(classes, (str, Path)) else classes
     if wnids is None:
-        wnids = sorted(p.name for p in out.iterdir() if p.is_dir() and splits.WNID_PATTERN.match(p.name))
+        wnids = sorted(p.name for p in out.iterdir() if p.is_dir() and WNID_PATTERN.match(p.name))
     counts = {}
     for wnid in wnids:
         folder = out / wnid
         names = os.listdir(folder) if folder.is_dir() else []
-        counts[wnid] = sum(1 for name in names if (m := IMAGE_NAME.match(name)) and m.group(1) == wnid)
+        counts[wnid] = sum(1 for name in names if (m := IMAGE_FILE_PATTERN.match(name)) and m['wnid'] == wnid)
     short = {w: c for w, c in counts.items() if c < target}
     failures: dict[str, Counter[str]] = {w: Counter() for w in short}
     for path in shard_manifests(out):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from goz.download.fetcher import FetchOptions, HostGate, fetch, open_session
+from goz.download.client import FetchOptions, HostGate, fetch, open_session
 from goz.download.manifest import Manifest, Record
 from goz.download.urllist import ListEntry
 from goz.download.validate import Validated, ValidationLimits, validate_and_store

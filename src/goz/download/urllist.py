@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from goz.errors import GozError
+from goz.names import IMAGE_KEY_PATTERN
 
-NAME_PATTERN = re.compile(r"^(n\d{8})_(\d{1,18})$")
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S.*$")
 
 
@@ -88,7 +88,7 @@ def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
                 stats.blank += 1
                 continue
             parts = text.split(None, 1)
-            match = NAME_PATTERN.match(parts[0])
+            match = IMAGE_KEY_PATTERN.match(parts[0])
             if len(parts) != 2 or not match or not URL_PATTERN.match(parts[1].strip()):
                 stats.note_malformed(number, text)
                 continue

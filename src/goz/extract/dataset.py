@@ -30,14 +30,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from goz.errors import GozError
-from goz.store import WNID_PATTERN
+from goz.names import IMAGE_FILE_PATTERN, WNID_PATTERN
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 # Pillow's own hard limit (twice MAX_IMAGE_PIXELS): above it an image is refused as a decompression bomb.
 DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_END = b"\xff\xd9"
-_ID_PATTERNS = (re.compile(r"^(?P<wnid>n\d{8})_(?P<id>\d+)(?P<ext>\.[^.]+)$"),
+_ID_PATTERNS = (IMAGE_FILE_PATTERN,
                 re.compile(r"^ILSVRC2012_val_(?P<id>\d+)(?P<ext>\.[^.]+)$"))
 
 

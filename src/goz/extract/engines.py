@@ -15,7 +15,13 @@ from tqdm import tqdm
 
 from goz.errors import GozError
 from goz.extract.backbone import Backbone
-from goz.extract.dataset import DEFAULT_MAX_PIXELS, ClassImages, ImageDataset, LoadedBatch, collate
+from goz.extract.dataset import (
+    DEFAULT_MAX_PIXELS,
+    ClassImages,
+    ImageDataset,
+    LoadedBatch,
+    collate,
+)
 
 
 class ClassCollector:

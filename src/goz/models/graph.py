@@ -57,9 +57,19 @@ from tqdm.auto import tqdm
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
-from goz.models.graph_ops import (dgp_propagation, gcn_propagation, receptive_rows,
-                                  sgcn_propagation)
-from goz.models.training import check_scoring_input, minibatch_rows, resolve_device, row_chunks, to_tensor
+from goz.models.graph_ops import (
+    dgp_propagation,
+    gcn_propagation,
+    receptive_rows,
+    sgcn_propagation,
+)
+from goz.models.training import (
+    check_scoring_input,
+    minibatch_rows,
+    resolve_device,
+    row_chunks,
+    to_tensor,
+)
 from goz.semantics import SemanticsTable
 from goz.wordnet.hierarchy import ClassGraph
 

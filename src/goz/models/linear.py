@@ -18,8 +18,17 @@ from tqdm.auto import tqdm
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
-from goz.models.training import (SeenClasses, candidate_vectors, check_scoring_input, linear_init, minibatch_rows,
-                                 resolve_device, row_chunks, seen_classes, to_tensor)
+from goz.models.training import (
+    SeenClasses,
+    candidate_vectors,
+    check_scoring_input,
+    linear_init,
+    minibatch_rows,
+    resolve_device,
+    row_chunks,
+    seen_classes,
+    to_tensor,
+)
 
 
 class _LinearBaseline(ZSLModel):

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from goz import models
+from goz.benchmark.evaluate import evaluate
 from goz.errors import GozError
-from goz.evaluate import evaluate
 from goz.models.base import TrainingData
 
 

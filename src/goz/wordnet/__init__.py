@@ -10,11 +10,12 @@ from functools import lru_cache
 from importlib import resources
 
 from goz.wordnet.database import read_resource
+from goz.wordnet.edges import load_edges, load_hierarchy, save_edges
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy, Synset
 
 RESOURCE = "wordnet30_nouns.tsv.gz"
 
-__all__ = ["ClassGraph", "Hierarchy", "Synset", "load"]
+__all__ = ["ClassGraph", "Hierarchy", "Synset", "load", "load_edges", "load_hierarchy", "save_edges"]
 
 
 @lru_cache(maxsize=1)

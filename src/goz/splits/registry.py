@@ -1,0 +1,141 @@
+"""The registry of built-in splits, and the readers of split files: ordered lists of WordNet ids.
+
+Built-in splits are fetched on first use from their published source at a pinned commit,
+checked by sha256 and cached under GOZ_HOME. Any split can also be a text file (one wnid per
+line, `#` comments) or a pickled list of str, which is read WITHOUT executing pickle code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from goz.assets.http import Asset, fetch_asset
+from goz.errors import SplitError
+from goz.home import write_text_atomic
+from goz.names import WNID_PATTERN
+
+GOZ_REPOSITORY = "https://raw.githubusercontent.com/TristHas/GOZ/d53cf286696301f4e0b3811c3828281368f99cbd"
+
+
+@dataclass(frozen=True)
+class BuiltinSplit:
+    """A named split: the asset holding it and how to read the wnid list out of that file."""
+
+    asset: Asset
+    read: Callable[[Path], list[str]]
+    description: str
+
+
+def read_pickled_wnids(path: str | Path) -> list[str]:
+    """A pickled list of str, read by an unpickler that refuses every global: nothing can run."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            value = _ListOfStrUnpickler(io.BytesIO(handle.read())).load()
+    except SplitError:
+        raise
+    except Exception as error:  # any malformed pickle: truncated, wrong protocol, bad opcode
+        raise SplitError(f"{path}: not a readable pickled list of WordNet ids ({error})") from None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SplitError(f"{path}: expected a pickled list of str, found {type(value).__name__}")
+    return value
+
+
+class _ListOfStrUnpickler(pickle.Unpickler):
+    # A list of str needs no global; every code-execution path of pickle goes through find_class.
+    def find_class(self, module: str, name: str):
+        raise SplitError(f"refusing to load pickle that references {module}.{name}: "
+                         f"a split file must be a plain list of str")
+
+    def persistent_load(self, pid):
+        raise SplitError("refusing to load pickle with persistent ids: a split file must be a plain list of str")
+
+
+def read_text_wnids(path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SplitError(f"{path}: not a UTF-8 text file of WordNet ids") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+BUILTIN: dict[str, BuiltinSplit] = {
+    "goz_v1": BuiltinSplit(
+        Asset(f"{GOZ_REPOSITORY}/data/splits/goz_v1", "splits/goz_v1.pickle",
+              "d24d4270764035508a24e67b9c3cd03b005dd5a429e05f1dda62034c967e32bf"),
+        read_pickled_wnids, "GOZ v1 unseen test classes (500)"),
+    "ilsvrc2012": BuiltinSplit(
+        Asset(f"{GOZ_REPOSITORY}/data/splits/train", "splits/ilsvrc2012_train.pickle",
+              "ac621549bfd110aded32fb0ef61175e5260f3a791cf0fd890c63906e4aad712f"),
+        read_pickled_wnids, "ILSVRC-2012 seen training classes (1000)"),
+}
+
+
+TESTSETS = Asset(
+    "https://raw.githubusercontent.com/cyvius96/DGP/b497ebba0f43b21a77059c7fc3eb4e5d599c5679/"
+    "materials/imagenet-testsets.json", "splits/imagenet-testsets.json",
+    "3014729204d93f21ff8503a723585ae16131b2825df71e1633fa804f7cab433c")
+
+
+def read_testset(path: Path, key: str) -> list[str]:
+    """One list of the published ImageNet ZSL test sets JSON (keys `train`, `2-hops`, `3-hops`, `all`)."""
+    try:
+        sets = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SplitError(f"{path}: not the ImageNet test-sets JSON ({error})") from None
+    value = sets.get(key) if isinstance(sets, dict) else None
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise SplitError(f"{path}: no list of wnids under key {key!r}")
+    return value
+
+
+for _key, _size in (("2-hops", 1549), ("3-hops", 7860), ("all", 20842)):
+    BUILTIN[_key] = BuiltinSplit(TESTSETS, partial(read_testset, key=_key),
+                                f"ImageNet ZSL test set '{_key}' as published by the graph-ZSL papers ({_size})")
+
+
+def load(name_or_path: str | Path) -> list[str]:
+    """A built-in split by name, or a split file (text or pickle). Validated: wnids, no duplicates, not empty."""
+    key = str(name_or_path)
+    if key in BUILTIN:
+        split = BUILTIN[key]
+        wnids, source = split.read(fetch_asset(split.asset)), key
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise SplitError(f"unknown split {key!r}: neither a built-in split "
+                             f"({', '.join(sorted(BUILTIN))}) nor an existing file")
+        if not path.is_file():
+            raise SplitError(f"split {key!r} is a folder, not a split file (one wnid per line, or a pickled list)")
+        wnids, source = (read_pickled_wnids(path) if _is_pickle(path) else read_text_wnids(path)), str(path)
+    if not wnids:
+        raise SplitError(f"{source}: the split holds no class")
+    return validate(wnids, source)
+
+
+def validate(wnids: Sequence[str], source: str = "split") -> list[str]:
+    bad = [w for w in wnids if not WNID_PATTERN.match(w)]
+    if bad:
+        raise SplitError(f"{source}: {len(bad)} entries are not WordNet ids (n + 8 digits), e.g. {bad[0]!r}")
+    seen: set[str] = set()
+    duplicates = [w for w in wnids if w in seen or seen.add(w)]
+    if duplicates:
+        raise SplitError(f"{source}: duplicate classes, e.g. {duplicates[0]}")
+    return list(wnids)
+
+
+def save(wnids: Sequence[str], path: str | Path) -> Path:
+    """Writes a text split file, one wnid per line (atomic)."""
+    return write_text_atomic(path, "".join(f"{w}\n" for w in validate(wnids)))
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80" or path.suffix in {".pickle", ".pkl"}

@@ -1,0 +1,275 @@
+import json
+
+import numpy as np
+import pytest
+
+from goz import models, semantics, splits
+from goz.benchmark.run import SETTINGS, result_paths, run_bench
+from goz.cli import main
+from goz.demo import DEMO_HYPERPARAMETERS
+from goz.errors import GozError, StoreError
+from goz.models.base import ZSLModel
+from goz.semantics import SemanticsTable
+from goz.store import FeatureStore, write_store
+
+
+def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, semantics=None, **kwargs):
+    kwargs = {"hierarchy": benchmark.hierarchy, "classifier_weights": benchmark.classifier_weights,
+              "threads": 1, "progress": False} | kwargs
+    return run_bench(list(models), list(settings), benchmark.train, benchmark.test, semantics or benchmark.semantics,
+                     seen or benchmark.seen, benchmark.unseen, out, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_model_far_above_chance_and_deterministic(synthetic_benchmark, tmp_path, name):
+    hyperparameters = {name: DEMO_HYPERPARAMETERS.get(name, {})}
+    first = _bench(synthetic_benchmark, tmp_path / "a", [name], hyperparameters=hyperparameters)
+    second = _bench(synthetic_benchmark, tmp_path / "b", [name], hyperparameters=hyperparameters)
+    for a, b in zip(first, second):
+        metrics = [key for key in a if key.startswith(("top", "u_top", "s_top", "h_top"))]
+        assert {k: a[k] for k in metrics} == {k: b[k] for k in metrics}
+        for key in ("topk", "true", "sample_ids"):
+            with np.load(result_paths(tmp_path / "a", name, a["setting"])[1]) as left, \
+                    np.load(result_paths(tmp_path / "b", name, a["setting"])[1]) as right:
+                np.testing.assert_array_equal(left[key], right[key])
+        chance = 1 / a["n_candidates"]
+        assert a["top1"] > 2.2 * chance, (a["setting"], a["top1"], chance)
+        assert a["top5"] > 1.6 * min(1.0, 5 * chance), (a["setting"], a["top5"], chance)
+
+
+def test_results_json_and_predictions(synthetic_benchmark, tmp_path):
+    zsl, gzsl = _bench(synthetic_benchmark, tmp_path)
+    seen, unseen = splits.load(synthetic_benchmark.seen), splits.load(synthetic_benchmark.unseen)
+    assert zsl["data"] == gzsl["data"] == "synthetic"
+    assert (zsl["model"], zsl["setting"], zsl["seed"]) == ("eszsl", "zsl", 0)
+    assert zsl["n_candidates"] == len(unseen) and gzsl["n_candidates"] == len(unseen) + len(seen)
+    assert zsl["n_test_samples"] == 10 * len(unseen) and gzsl["n_test_seen_samples"] == 5 * len(seen)
+    assert zsl["n_train_samples"] == 30 * len(seen) and zsl["param_gamma"] == 100.0
+    assert {"fit_seconds", "score_seconds", "peak_rss_gb", "version_torch", "version_goz", "train", "test",
+            "torch_threads"} <= zsl.keys()
+    assert "h_top1" in gzsl and "h_top1" not in zsl
+    assert len(gzsl["curve_unseen"]) == len(gzsl["curve_seen"]) == len(gzsl["curve_calibrations"]) > 1
+    assert 0 <= gzsl["ausuc"] <= 1
+    assert all(not isinstance(v, dict) for v in gzsl.values())  # flat
+    for result in (zsl, gzsl):
+        json_path, npz_path = result_paths(tmp_path, "eszsl", result["setting"])
+        assert json.loads(json_path.read_text()) == result
+        with np.load(npz_path, allow_pickle=False) as npz:
+            candidates, true, topk = list(npz["candidates"]), npz["true"], npz["topk"]
+            assert topk.shape == (result["n_test_samples"], 5) and len(candidates) == result["n_candidates"]
+            np.testing.assert_array_equal(np.array(candidates)[true], npz["sample_wnids"])
+            assert npz["sample_ids"].dtype == np.int64
+            assert np.mean(topk[:, 0] == true) == pytest.approx(result["top1"], abs=0.01)
+        assert candidates[:len(unseen)] == unseen
+
+
+def test_rerun_skips_finished_pairs_and_force_redoes_them(synthetic_benchmark, tmp_path, caplog):
+    _bench(synthetic_benchmark, tmp_path)
+    zsl_json, zsl_npz = result_paths(tmp_path, "eszsl", "zsl")
+    gzsl_json, _ = result_paths(tmp_path, "eszsl", "gzsl")
+    stamps = zsl_json.stat().st_mtime_ns, gzsl_json.stat().st_mtime_ns
+    caplog.set_level("INFO")
+    again = _bench(synthetic_benchmark, tmp_path)
+    assert (zsl_json.stat().st_mtime_ns, gzsl_json.stat().st_mtime_ns) == stamps
+    assert [r["setting"] for r in again] == ["zsl", "gzsl"] and "already done" in caplog.text
+    gzsl_json.unlink()  # as if killed before the gzsl pair finished
+    _bench(synthetic_benchmark, tmp_path)
+    assert gzsl_json.exists() and zsl_json.stat().st_mtime_ns == stamps[0]
+    _bench(synthetic_benchmark, tmp_path, settings=["zsl"], force=True)
+    assert zsl_json.stat().st_mtime_ns != stamps[0]
+
+
+def test_classes_without_vectors_are_dropped_and_counted(synthetic_benchmark, tmp_path):
+    table = semantics.load(synthetic_benchmark.semantics)
+    seen, unseen = splits.load(synthetic_benchmark.seen), splits.load(synthetic_benchmark.unseen)
+    dropped = {seen[0], unseen[0], unseen[1]}
+    kept = [i for i, w in enumerate(table.wnids) if w not in dropped]
+    partial = SemanticsTable([table.wnids[i] for i in kept], table.vectors[kept])
+    zsl, gzsl = run_bench(["eszsl"], list(SETTINGS), synthetic_benchmark.train, synthetic_benchmark.test, partial,
+                          synthetic_benchmark.seen, synthetic_benchmark.unseen, tmp_path, progress=False)
+    assert zsl["unseen_dropped"] == unseen[:2] and zsl["n_unseen_dropped"] == 2
+    assert gzsl["seen_dropped"] == [seen[0]] and gzsl["n_seen_classes"] == len(seen) - 1
+    assert zsl["n_test_samples"] == 10 * (len(unseen) - 2)
+    with np.load(result_paths(tmp_path, "eszsl", "gzsl")[1]) as npz:
+        assert not dropped & set(npz["candidates"]) and not dropped & set(npz["sample_wnids"])
+
+
+def test_bad_inputs_give_clear_errors(synthetic_benchmark, tmp_path):
+    b = synthetic_benchmark
+    with pytest.raises(StoreError, match="no such feature store"):
+        run_bench(["eszsl"], ["zsl"], tmp_path / "missing.h5", b.test, b.semantics, b.seen, b.unseen, tmp_path)
+    seen = splits.load(b.seen)
+    with FeatureStore(b.train) as store:
+        partial = write_store(tmp_path / "partial.h5",
+                              {w: (store.features(w), store.ids(w)) for w in seen[1:]})
+    with pytest.raises(StoreError, match=rf"training store lacks 1 of the {len(seen)} seen classes.*{seen[0]}"):
+        run_bench(["eszsl"], ["zsl"], partial, b.test, b.semantics, b.seen, b.unseen, tmp_path, progress=False)
+    unseen = splits.load(b.unseen)
+    no_unseen = SemanticsTable(seen, semantics.load(b.semantics).select(seen)[1])
+    with pytest.raises(GozError, match=f"none of the {len(unseen)} unseen classes has a class vector"):
+        run_bench(["eszsl"], ["zsl"], b.train, b.test, no_unseen, b.seen, b.unseen, tmp_path, progress=False)
+    with pytest.raises(GozError, match="unknown model"):
+        run_bench(["nope"], ["zsl"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path)
+    with pytest.raises(GozError, match="unknown setting"):
+        run_bench(["eszsl"], ["gzls"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path)
+    lines = b.hierarchy.read_text().splitlines()
+    (tmp_path / "pruned.tsv").write_text("\n".join(line for line in lines if not line.startswith(unseen[0])))
+    with pytest.raises(GozError, match=f"pruned.tsv: 1 classes are not in it, e.g. {unseen[0]}"):
+        _bench(b, tmp_path, hierarchy=tmp_path / "pruned.tsv")
+    with pytest.raises(GozError, match="eszsl.*no hyper-parameter no_such_parameter"):
+        _bench(b, tmp_path, hyperparameters={"eszsl": {"no_such_parameter": 1}})
+    assert not list(tmp_path.glob("*.json"))
+
+
+class _MeanTemplates(ZSLModel):
+    """Test-only model fitted on class means: a sample takes its nearest seen class mean's class vector."""
+
+    fits_on_class_means = True
+
+    def __init__(self, seed=0, device="cpu", progress=True):
+        self.seed, self.device, self.progress = seed, device, progress
+
+    def fit(self, data):
+        self.fit_rows_, self.dtype_ = len(data.features), data.features.dtype
+        self.means_ = np.asarray(data.features, np.float64)
+        self.seen_vectors_ = data.semantics.select(data.seen_wnids)[1]
+        self.semantics_ = data.semantics
+        return self
+
+    def scores(self, features, candidates):
+        nearest = np.argmax(np.asarray(features, np.float64) @ self.means_.T, axis=1)
+        vectors = self.semantics_.select(candidates)[1]
+        return (self.seen_vectors_[nearest] @ vectors.T).astype(np.float32)
+
+
+@pytest.fixture
+def mean_templates_model():
+    models.register_model("test_mean_templates")(_MeanTemplates)
+    yield "test_mean_templates"
+    models._REGISTRY.pop("test_mean_templates")
+
+
+def test_class_mean_models_get_streamed_means_and_float16_samples_work(synthetic_benchmark, tmp_path,
+                                                                       mean_templates_model):
+    seen = splits.load(synthetic_benchmark.seen)
+    (result,) = _bench(synthetic_benchmark, tmp_path, [mean_templates_model], ["zsl"], per_class=7,
+                       train_dtype="float16")
+    assert result["fit_on_class_means"] and result["train_dtype"] == ""  # no sample held in memory
+    assert result["n_train_samples"] == 7 * len(seen)
+    (devise,) = _bench(synthetic_benchmark, tmp_path, ["devise"], ["zsl"], train_dtype="float16",
+                       hyperparameters={"devise": {"n_batches": 5}})
+    assert devise["train_dtype"] == "float16" and not devise["fit_on_class_means"]
+
+
+def test_cli_bench_table_report(synthetic_benchmark, tmp_path, capsys):
+    b = synthetic_benchmark
+    out = tmp_path / "results"
+    argv = ["bench", "--models", "eszsl,devise", "--settings", "zsl,gzsl", "--train", str(b.train), "--test",
+            str(b.test), "--semantics", str(b.semantics), "--seen", str(b.seen), "--unseen", str(b.unseen),
+            "--hierarchy", str(b.hierarchy), "--per-class", "20", "--set", "devise.n_batches=20", "--threads", "1", "--quiet",
+            "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "eszsl zsl" in printed and "H top1" in printed
+    result = json.loads((out / "devise_gzsl.json").read_text())
+    assert result["param_n_batches"] == 20 and result["torch_threads"] == 1 and result["n_train_samples"] == 20 * len(splits.load(b.seen))
+    assert main(["table", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "SYNTHETIC DATA" in table and "| devise |" in table and "| eszsl |" in table
+    assert (out / "table.csv").read_text().startswith("model,zsl top1")
+    assert (out / "table.md").read_text() == table
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "SYNTHETIC DATA" in report and "topk.png" in report and "seen_unseen.png" in report
+    assert (out / "topk.png").stat().st_size > 1000 and (out / "seen_unseen.png").stat().st_size > 1000
+
+
+def test_cli_errors(synthetic_benchmark, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
+    b = synthetic_benchmark
+    assert main(["bench", "--semantics", str(b.semantics), "--out", str(tmp_path / "r")]) == 2
+    assert "goz fetch features" in capsys.readouterr().err
+    assert main(["bench", "--train", str(b.train), "--test", str(b.test), "--semantics", str(b.semantics),
+                 "--seen", str(b.seen), "--unseen", str(b.unseen), "--set", "eszsl", "--out", str(tmp_path)]) == 2
+    assert "MODEL.PARAM=VALUE" in capsys.readouterr().err
+    assert main(["table", str(tmp_path / "nothing")]) == 2
+    assert "no such results directory" in capsys.readouterr().err
+
+
+def test_wordnet_hierarchy_is_loaded_on_request(synthetic_benchmark, tmp_path):
+    # The synthetic classes are not WordNet synsets: the packaged WordNet is loaded and the miss reported.
+    with pytest.raises(GozError, match="hierarchy wordnet: 60 classes are not in it"):
+        _bench(synthetic_benchmark, tmp_path, hierarchy="wordnet")
+
+
+def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthetic_benchmark, tmp_path):
+    """The original graph targets were a ResNet's fc layer: a state dict whose rows are the sorted wnids."""
+    import torch
+
+    seen = splits.load(synthetic_benchmark.seen)
+    weights = np.load(synthetic_benchmark.classifier_weights)  # rows in seen-split order
+    shuffle = np.random.default_rng(0).permutation(len(seen))  # a seen split that is not sorted
+    shuffled_seen = splits.save([seen[i] for i in shuffle], tmp_path / "seen_shuffled.txt")
+    np.save(tmp_path / "weights_shuffled.npy", weights[shuffle])
+    order = np.argsort(seen)  # torchvision's class order: sorted wnids
+    torch.save({"fc.weight": torch.from_numpy(weights[order, :-1]), "fc.bias": torch.from_numpy(weights[order, -1])},
+               tmp_path / "resnet50_fc.pth")
+    hyperparameters = {"sgcn": {"epochs": 5, "hidden": [16]}}
+    from_array = _bench(synthetic_benchmark, tmp_path / "npy", ["sgcn"], ["zsl"], hyperparameters=hyperparameters,
+                        seen=shuffled_seen, classifier_weights=tmp_path / "weights_shuffled.npy")
+    from_state_dict = _bench(synthetic_benchmark, tmp_path / "pth", ["sgcn"], ["zsl"], hyperparameters=hyperparameters,
+                             seen=shuffled_seen, classifier_weights=tmp_path / "resnet50_fc.pth")
+    assert from_array[0]["top1"] == from_state_dict[0]["top1"]
+    with np.load(result_paths(tmp_path / "npy", "sgcn", "zsl")[1]) as a, \
+            np.load(result_paths(tmp_path / "pth", "sgcn", "zsl")[1]) as b:
+        np.testing.assert_array_equal(a["topk"], b["topk"])
+    (tmp_path / "bad.txt").write_text("not weights")
+    with pytest.raises(GozError, match="bad.txt"):
+        _bench(synthetic_benchmark, tmp_path / "bad", ["sgcn"], ["zsl"], classifier_weights=tmp_path / "bad.txt")
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(synthetic_benchmark, tmp_path):
+    (tmp_path / "results").write_text("keep me")
+    with pytest.raises(GozError, match="is a file"):
+        _bench(synthetic_benchmark, tmp_path / "results")
+    assert (tmp_path / "results").read_text() == "keep me"
+
+
+class _CaptureTrainingData(ZSLModel):
+    """Test-only model that records what `goz bench` hands to fit and scores candidates at random."""
+
+    captured = []
+
+    def __init__(self, seed=0, device="cpu", progress=True):
+        self.seed, self.device, self.progress = seed, device, progress
+
+    def fit(self, data):
+        type(self).captured.append(data)
+        return self
+
+    def scores(self, features, candidates):
+        return np.random.default_rng(0).random((len(features), len(candidates)), dtype=np.float32)
+
+
+def test_seen_classes_without_a_vector_stay_targets_for_graph_models(synthetic_benchmark, tmp_path):
+    """Linear models drop them (SemanticsTable.select), graph models regress them, as in the original."""
+    b = synthetic_benchmark
+    seen = splits.load(b.seen)
+    table = semantics.load(b.semantics)
+    keep = [i for i, w in enumerate(table.wnids) if w != seen[0]]
+    SemanticsTable([table.wnids[i] for i in keep], table.vectors[keep]).save(tmp_path / "sem.h5")
+    models.register_model("test_capture")(_CaptureTrainingData)
+    try:
+        (result,) = _bench(b, tmp_path / "out", ["test_capture"], ["gzsl"], semantics=tmp_path / "sem.h5")
+    finally:
+        models._REGISTRY.pop("test_capture")
+    data = _CaptureTrainingData.captured[-1]
+    assert data.seen_wnids == seen and seen[0] in data.graph.index
+    assert set(np.unique(data.labels)) == set(range(len(seen)))
+    assert len(data.classifier_weights) == len(seen)
+    assert result["seen_dropped"] == [seen[0]] and seen[0] not in np.load(
+        result_paths(tmp_path / "out", "test_capture", "gzsl")[1])["candidates"]
+    for result in _bench(b, tmp_path / "real", ["eszsl", "sgcn"], ["zsl"], semantics=tmp_path / "sem.h5",
+                         hyperparameters={"sgcn": {"epochs": 5, "hidden": [16]}}):
+        assert result["n_seen_dropped"] == 1 and 0 <= result["top1"] <= 1
