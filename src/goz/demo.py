@@ -1,7 +1,7 @@
 """`goz demo`: the whole benchmark on the built-in miniature SYNTHETIC benchmark, in about a minute.
 
 Generates the data (cached in OUT/data), runs every registered model in the zsl and gzsl
-settings with reduced training budgets (DEMO_HYPERPARAMETERS; graph models regress the synthetic
+settings with reduced training budgets (each model's `demo_hyperparameters`; graph models regress the synthetic
 "pretrained" seen classifiers, as the original regressed the ResNet fc layer), then writes the
 table and the report in OUT/results. Rerunning reuses the data and the finished (model, setting) pairs.
 """
@@ -16,7 +16,7 @@ from goz.benchmark.report import build_report, build_table
 from goz.benchmark.run import SETTINGS, run_bench
 from goz.synthetic import make_benchmark
 
-__all__ = ["run_demo", "DemoResult", "DEMO_SIZES", "QUICK_SIZES", "DEMO_HYPERPARAMETERS"]
+__all__ = ["run_demo", "DemoResult", "DEMO_SIZES", "QUICK_SIZES", "demo_hyperparameters"]
 
 # 200 seen / 100 unseen classes like a 1/5-scale GOZ, 2048-d features, 300-d class vectors.
 DEMO_SIZES = {"n_seen": 200, "n_unseen": 100, "train_per_class": 50, "test_per_class": 20, "seen_test_per_class": 10}
@@ -24,22 +24,14 @@ DEMO_SIZES = {"n_seen": 200, "n_unseen": 100, "train_per_class": 50, "test_per_c
 QUICK_SIZES = {"n_seen": 40, "n_unseen": 20, "train_per_class": 30, "test_per_class": 10, "seen_test_per_class": 5,
                "dim": 512, "sample_noise": 2.0, "semantic_noise": 0.4, "class_noise": 0.6}
 
-_GRAPH_DEMO = {"epochs": 80, "hidden": [512]}
-# Training budgets cut for a CPU demo (the benchmark defaults train for minutes to hours at GOZ scale);
-# ESZSL's regularizers suit the synthetic class vectors' scale.
-DEMO_HYPERPARAMETERS: dict[str, dict] = {
-    "conse": {"batch_size": 1000, "n_batches": 100},
-    "devise": {"batch_size": 1000, "n_batches": 100},
-    "eszsl": {"gamma": 10.0, "lam": 10000.0},
-    "gcn6": _GRAPH_DEMO | {"hidden": [256, 256, 256, 256, 256]},
-    "sgcn": _GRAPH_DEMO,
-    "dgp": _GRAPH_DEMO,
-}
-
-
 # The demo's models are small: one thread is as fast on an idle machine, and several times faster
 # than two on a busy one (measured: 28 s instead of 250 s for the whole demo on 2 shared cores).
 DEMO_THREADS = 1
+
+
+def demo_hyperparameters(name: str) -> dict:
+    """The model's training budget cut for a CPU demo (the benchmark defaults train for minutes to hours at GOZ scale)."""
+    return dict(models.model_class(name).demo_hyperparameters)
 
 
 @dataclass
@@ -58,7 +50,7 @@ def run_demo(out: str | Path = "goz-demo", quick: bool = False, seed: int = 0, f
     benchmark = make_benchmark(out / ("data-quick" if quick else "data"), seed=seed,
                                **(QUICK_SIZES if quick else DEMO_SIZES), progress=progress)
     names = models.list_models()
-    hyperparameters = {name: DEMO_HYPERPARAMETERS.get(name, {}) for name in names}
+    hyperparameters = {name: demo_hyperparameters(name) for name in names}
     results_dir = out / ("results-quick" if quick else "results")
     results = run_bench(names, SETTINGS, benchmark.train, benchmark.test, benchmark.semantics, benchmark.seen,
                         benchmark.unseen, results_dir, per_class=None, seed=seed, hierarchy=benchmark.hierarchy,

@@ -6,7 +6,7 @@ import pytest
 from goz import models, semantics, splits
 from goz.benchmark.run import SETTINGS, result_paths, run_bench
 from goz.cli import main
-from goz.demo import DEMO_HYPERPARAMETERS
+from goz.demo import demo_hyperparameters
 from goz.errors import GozError, StoreError
 from goz.models.base import ZSLModel
 from goz.semantics import SemanticsTable
@@ -23,7 +23,7 @@ def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, sema
 @pytest.mark.slow
 @pytest.mark.parametrize("name", models.list_models())
 def test_every_model_far_above_chance_and_deterministic(synthetic_benchmark, tmp_path, name):
-    hyperparameters = {name: DEMO_HYPERPARAMETERS.get(name, {})}
+    hyperparameters = {name: demo_hyperparameters(name)}
     first = _bench(synthetic_benchmark, tmp_path / "a", [name], hyperparameters=hyperparameters)
     second = _bench(synthetic_benchmark, tmp_path / "b", [name], hyperparameters=hyperparameters)
     for a, b in zip(first, second):

@@ -16,17 +16,11 @@ from goz.wordnet import Hierarchy
 
 N_SEEN, N_UNSEEN, SEMANTIC_DIM, FEATURE_DIM = 24, 8, 12, 32
 PER_SEEN_CLASS, PER_UNSEEN_CLASS = 30, 15
-ITERATIVE = dict(batch_size=64, n_batches=60, lr=1e-2)
-# Small but real settings per model so the contract test stays fast; a model missing here runs its defaults.
-GRAPH_FAST = {"hidden": (16,), "epochs": 20}
-FAST_HYPERPARAMETERS = {"conse": ITERATIVE, "devise": ITERATIVE, "eszsl": {"gamma": 1.0, "lam": 1.0},
-                        "gcn6": {**GRAPH_FAST, "hidden": (16,) * 5}, "sgcn": GRAPH_FAST,
-                        "dgp": GRAPH_FAST}
 
 
 def fast(name: str) -> dict:
     """Every model takes `seed`, `device` and `progress` (goz bench passes them to all)."""
-    return {"seed": 0, "device": "cpu", "progress": False, **FAST_HYPERPARAMETERS.get(name, {})}
+    return {"seed": 0, "device": "cpu", "progress": False, **models.model_class(name).test_hyperparameters}
 
 
 class SyntheticProblem:

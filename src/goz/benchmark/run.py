@@ -97,10 +97,10 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
         raise GozError(f"unknown setting(s) {unknown or settings}: choose from {', '.join(SETTINGS)}")
-    registered = model_registry.list_models()
-    unknown = [m for m in models if m not in registered]
-    if unknown or not models:
-        raise GozError(f"unknown model(s) {unknown or models}; registered models: {', '.join(registered)}")
+    if not models:
+        raise GozError(f"no model given; registered models: {', '.join(model_registry.list_models())}")
+    models = list(dict.fromkeys(model_registry.canonical_name(m) for m in models))  # aliases: gcn2 is sgcn
+    hyperparameters = {model_registry.canonical_name(m): values for m, values in (hyperparameters or {}).items()}
     pending = {m: [s for s in settings if force or _read_result(result_paths(out, m, s)[0]) is None] for m in models}
     for model, todo in pending.items():
         done = [s for s in settings if s not in todo]
@@ -114,7 +114,7 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
             _run_pending(pending, train=Path(train), test=Path(test), semantics=semantics, seen=seen,
                          unseen=unseen, out=out, per_class=per_class, seed=seed, hierarchy=hierarchy,
                          classifier_weights=classifier_weights, device=device,
-                         hyperparameters=hyperparameters or {}, train_dtype=train_dtype, progress=progress)
+                         hyperparameters=hyperparameters, train_dtype=train_dtype, progress=progress)
         finally:
             torch.set_num_threads(previous_threads)
     return [_read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
@@ -139,7 +139,7 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
         # models keep them as regression targets (zero input), as the original's graph models did.
         graph = _graph(hierarchy, seen_split + classes.unseen)
         weights = _classifier_weights(classifier_weights, seen_split, seen_split)
-        needs_samples = any(not getattr(model, "fits_on_class_means", False) for model in built.values())
+        needs_samples = any(not model.fits_on_class_means for model in built.values())
         load_start = time.perf_counter()
         features, labels, means = _read_training(train_store, seen_split, per_class, needs_samples, train_dtype,
                                                  progress)
@@ -156,7 +156,7 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
             "load_seconds": load_seconds, "torch_threads": torch.get_num_threads(), **_versions(),
         }
         for name, model in built.items():
-            on_means = getattr(model, "fits_on_class_means", False)
+            on_means = model.fits_on_class_means
             data = TrainingData(
                 means.astype(np.float32) if on_means else features,
                 np.arange(len(seen_split), dtype=np.int64) if on_means else labels,

@@ -19,7 +19,8 @@ import pkgutil
 from goz.errors import GozError
 from goz.models.base import TrainingData, ZSLModel
 
-__all__ = ["TrainingData", "ZSLModel", "register_model", "list_models", "create", "select_hyperparameters"]
+__all__ = ["TrainingData", "ZSLModel", "register_model", "list_models", "create", "canonical_name", "model_class",
+           "display_sorted", "select_hyperparameters"]
 
 _REGISTRY: dict[str, type[ZSLModel]] = {}
 _ALIASES: dict[str, str] = {}
@@ -31,6 +32,7 @@ def register_model(name: str, aliases: tuple[str, ...] = ()):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"model name {name!r} registered twice")
         cls.name = name
+        cls.aliases = tuple(aliases)
         _REGISTRY[name] = cls
         _ALIASES.update({alias: name for alias in aliases})
         return cls
@@ -62,11 +64,29 @@ def hyperparameter_names(cls: type[ZSLModel]) -> set[str]:
     return names
 
 
-def create(name: str, **hyperparameters) -> ZSLModel:
+def canonical_name(name: str) -> str:
+    """The registered name of `name` or of its alias (`gcn2` -> `sgcn`); GozError if unknown."""
     _import_all()
     name = _ALIASES.get(name, name)
     if name not in _REGISTRY:
-        raise GozError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+        raise GozError(f"unknown model {name!r}; registered models: {', '.join(list_models())}"
+                       + (f" (aliases: {', '.join(sorted(_ALIASES))})" if _ALIASES else ""))
+    return name
+
+
+def model_class(name: str) -> type[ZSLModel]:
+    """The class registered under `name` or its alias: its facts (display_order, uses_graph, budgets)."""
+    return _REGISTRY[canonical_name(name)]
+
+
+def display_sorted(names) -> list[str]:
+    """Model names in table order: each class's `display_order`, then by name; unknown names last."""
+    _import_all()
+    return sorted(names, key=lambda n: (_REGISTRY[n].display_order if n in _REGISTRY else 1000, n))
+
+
+def create(name: str, **hyperparameters) -> ZSLModel:
+    name = canonical_name(name)
     cls = _REGISTRY[name]
     unknown = sorted(set(hyperparameters) - hyperparameter_names(cls))
     if unknown:

@@ -29,9 +29,31 @@ class TrainingData:
 
 
 class ZSLModel:
-    """fit on seen classes, then score test features against any candidate classes."""
+    """fit on seen classes, then score test features against any candidate classes.
 
-    name: ClassVar[str] = "unnamed"
+    A model's facts live on its class, so adding a model is one module (see ARCHITECTURE.md):
+    `display_order` places it in tables, `uses_graph` says it scores any node of the class graph
+    (no class vector needed), `demo_hyperparameters` / `test_hyperparameters` are its reduced
+    budgets for `goz demo` and for the contract tests, and `fits_on_class_means` says it needs only
+    each seen class's mean feature. Every model takes `seed`, `device` and `progress`.
+    """
+
+    name: ClassVar[str] = "unnamed"                # set by `register_model`
+    aliases: ClassVar[tuple[str, ...]] = ()        # set by `register_model`
+    display_order: ClassVar[int] = 100             # tables list models by this, then by name
+    uses_graph: ClassVar[bool] = False             # needs the class graph (`TrainingData.graph`)
+    demo_hyperparameters: ClassVar[dict] = {}      # budgets cut for a CPU demo on the synthetic benchmark
+    test_hyperparameters: ClassVar[dict] = {}      # small but real settings for the model contract tests
+
+    def __init__(self, *, seed: int = 0, device: str = "cpu", progress: bool = True):
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    @property
+    def fits_on_class_means(self) -> bool:
+        """True when `fit` needs only each seen class's mean feature (`goz bench` then streams the means)."""
+        return False
 
     def fit(self, data: TrainingData) -> ZSLModel:
         raise NotImplementedError

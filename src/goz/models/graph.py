@@ -236,10 +236,12 @@ def node_inputs(semantics: SemanticsTable, graph: ClassGraph) -> np.ndarray:
 class GraphModel(ZSLModel):
     """Shared training and scoring of the graph baselines; subclasses define the layers."""
 
+    uses_graph = True
+
     def __init__(self, hidden: Sequence[int], *, dropout: float = 0.5, epochs: int = 3000, lr: float = 1e-3,
                  weight_decay: float = 5e-4, holdout_fraction: float = 0.0, patience: int = 100,
                  classifier_batches: int = 5000, classifier_batch_size: int = 512, classifier_lr: float = 1e-3,
-                 precision: str = "float32", seed: int = 0, device: str = "cpu", progress: bool = True):
+                 precision: str = "float32", **common):
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = dropout
         self.epochs = epochs
@@ -251,9 +253,7 @@ class GraphModel(ZSLModel):
         self.classifier_batch_size = classifier_batch_size
         self.classifier_lr = classifier_lr
         self.precision = precision
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        super().__init__(**common)
         if precision not in PRECISIONS:
             raise GozError(f"{self.name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 0.0 <= holdout_fraction < 1.0:
@@ -377,6 +377,10 @@ class GraphModel(ZSLModel):
 class GCN6(GraphModel):
     """GCN-6 (Wang, Ye and Gupta, CVPR 2018): six graph convolutions, symmetric normalization."""
 
+    display_order = 4
+    demo_hyperparameters = {"epochs": 80, "hidden": [256, 256, 256, 256, 256]}
+    test_hyperparameters = {"epochs": 20, "hidden": (16,) * 5}
+
     def __init__(self, hidden: Sequence[int] = (2048, 2048, 1024, 1024, 512), **training):
         super().__init__(hidden, **training)
 
@@ -390,6 +394,10 @@ class GCN6(GraphModel):
 class SGCN(GraphModel):
     """SGCN / GCN-2 (Kampffmeyer et al., CVPR 2019): two graph convolutions, row normalization."""
 
+    display_order = 5
+    demo_hyperparameters = {"epochs": 80, "hidden": [512]}
+    test_hyperparameters = {"epochs": 20, "hidden": (16,)}
+
     def __init__(self, hidden: Sequence[int] = (2048,), **training):
         super().__init__(hidden, **training)
 
@@ -402,6 +410,10 @@ class SGCN(GraphModel):
 class DGP(GraphModel):
     """DGP / ADGPM (Kampffmeyer et al., CVPR 2019): dense propagation over all descendants, then all
     ancestors, with softmax-weighted distance groups; layers alternate the two phases."""
+
+    display_order = 6
+    demo_hyperparameters = {"epochs": 80, "hidden": [512]}
+    test_hyperparameters = {"epochs": 20, "hidden": (16,)}
 
     def __init__(self, hidden: Sequence[int] = (2048,), max_distance: int = 4, **training):
         super().__init__(hidden, **training)

@@ -100,15 +100,16 @@ class ConSE(_LinearBaseline):
     seen classes, re-normalized; a candidate's score is its cosine similarity with that embedding.
     """
 
-    def __init__(self, top_t: int = 5, batch_size: int = 2000, n_batches: int = 500, lr: float = 1e-3,
-                 seed: int = 0, device: str = "cpu", progress: bool = True):
+    display_order = 1
+    demo_hyperparameters = {"batch_size": 1000, "n_batches": 100}
+    test_hyperparameters = {"batch_size": 64, "n_batches": 60, "lr": 1e-2}
+
+    def __init__(self, top_t: int = 5, batch_size: int = 2000, n_batches: int = 500, lr: float = 1e-3, **common):
         self.top_t = top_t
         self.batch_size = batch_size
         self.n_batches = n_batches
         self.lr = lr
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        super().__init__(**common)
 
     def fit(self, data: TrainingData) -> ConSE:
         seen = self._start_fit(data, normalize=True)
@@ -156,15 +157,16 @@ class DeViSE(_LinearBaseline):
     ranks candidates exactly like the cosine, since |M x| is common to all of them).
     """
 
-    def __init__(self, margin: float = 0.7, batch_size: int = 2000, n_batches: int = 500, lr: float = 1e-3,
-                 seed: int = 0, device: str = "cpu", progress: bool = True):
+    display_order = 2
+    demo_hyperparameters = {"batch_size": 1000, "n_batches": 100}
+    test_hyperparameters = {"batch_size": 64, "n_batches": 60, "lr": 1e-2}
+
+    def __init__(self, margin: float = 0.7, batch_size: int = 2000, n_batches: int = 500, lr: float = 1e-3, **common):
         self.margin = margin
         self.batch_size = batch_size
         self.n_batches = n_batches
         self.lr = lr
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        super().__init__(**common)
 
     def fit(self, data: TrainingData) -> DeViSE:
         seen = self._start_fit(data, normalize=True)
@@ -195,16 +197,19 @@ class ESZSL(_LinearBaseline):
     float64 (Y is never materialized). The solve runs in float64; scoring in float32.
     """
 
+    display_order = 3
+    # Regularizers that suit the synthetic class vectors' scale.
+    demo_hyperparameters = {"gamma": 10.0, "lam": 10000.0}
+    test_hyperparameters = {"gamma": 1.0, "lam": 1.0}
+
     def __init__(self, gamma: float = 100.0, lam: float = 100.0, per_sample: bool = False,
-                 normalize_semantics: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True):
+                 normalize_semantics: bool = False, **common):
         self.gamma = gamma
         self.lam = lam
         self.per_sample = per_sample
         self.normalize_semantics = normalize_semantics
         # The closed form draws nothing at random; `seed` is accepted (and recorded) like every model's.
-        self.seed = seed
-        self.device = device
-        self.progress = progress
+        super().__init__(**common)
 
     @property
     def fits_on_class_means(self) -> bool:
