@@ -34,20 +34,28 @@ PLACEHOLDER = jpeg_bytes("the same placeholder for every dead photo", (120, 90))
 
 
 class FaultServer:
-    """Serves images and failures by path; `requests` counts every request per path."""
+    """Serves images and failures by path; `requests` counts every request per path.
 
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
+    `hosts`: loopback addresses served on one port (Linux routes all of 127.0.0.0/8 to loopback), so a
+    test has several hosts; `max_in_flight_by_host` is the most requests one host had in flight at once.
+    """
+
+    def __init__(self, delay: float = 0.0, hosts: tuple[str, ...] = ("127.0.0.1",)):
+        self.delay, self.hosts = delay, hosts
         self.requests: Counter[str] = Counter()
         self.in_flight = self.max_in_flight = 0
+        self.in_flight_by_host: Counter[str] = Counter()
+        self.max_in_flight_by_host: Counter[str] = Counter()
+        self.busy_until: dict[str, float] = {}  # host -> time before which its requests are a violation
+        self.requests_while_paused: Counter[str] = Counter()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         self._started.wait(10)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
@@ -60,19 +68,27 @@ class FaultServer:
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.hosts[0], 0)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
+        for host in self.hosts[1:]:
+            self._loop.run_until_complete(web.TCPSite(self._runner, host, self.port).start())
         self._started.set()
         self._loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        host = request.host.rpartition(":")[0]
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.in_flight_by_host[host] += 1
+        self.max_in_flight_by_host[host] = max(self.max_in_flight_by_host[host], self.in_flight_by_host[host])
+        if asyncio.get_running_loop().time() < self.busy_until.get(host, 0.0):
+            self.requests_while_paused[host] += 1
         try:
             return await self._respond(request)
         finally:
             self.in_flight -= 1
+            self.in_flight_by_host[host] -= 1
 
     async def _respond(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -95,6 +111,12 @@ class FaultServer:
             if self.requests[path] == 1:
                 return web.Response(status=int(status), headers={"Retry-After": "1"}, text="busy")
             return web.Response(body=jpeg_bytes(image), content_type="image/jpeg")
+        if kind == "busy-once":  # the host's first such request: 429 Retry-After 2; requests within 2 s are counted
+            host = request.host.rpartition(":")[0]
+            if host not in self.busy_until:
+                self.busy_until[host] = asyncio.get_running_loop().time() + 1.9
+                return web.Response(status=429, headers={"Retry-After": "2"}, text="slow down")
+            return web.Response(body=jpeg_bytes(name), content_type="image/jpeg")
         if kind == "always429":
             return web.Response(status=429, headers={"Retry-After": "1"}, text="slow down")
         if kind == "drip":

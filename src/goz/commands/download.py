@@ -10,7 +10,7 @@ from goz.commands.options import (
     positive_float,
     positive_int,
 )
-from goz.download import download, report
+from goz.download import FORMATS, Plan, download, report
 from goz.download.engines import ENGINES
 
 ORDER = 20
@@ -55,6 +55,14 @@ def add_commands(subparsers) -> None:
                         help="refetch retryable failures (timeouts, connection errors, HTTP 429/5xx)")
     parser.add_argument("--retry-crashed", action="store_true",
                         help="validate the decoder_crash images again (each alone, in a fresh process)")
+    parser.add_argument("--format", choices=FORMATS, default="files",
+                        help="files: OUT/<wnid>/<wnid>_<id>.<ext> (default); webdataset: OUT/shard-S-N.tar of "
+                             "--images-per-tar images (jpg/png + json), fixed at the first run")
+    parser.add_argument("--images-per-tar", type=positive_int, default=1000, metavar="N",
+                        help="webdataset: images per tar (default 1000)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read and shard the list, print the plan (entries, classes, hosts, shards, what a "
+                             "rerun would skip); fetch nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_quiet_option(parser)
     parser.set_defaults(run=run_download)
@@ -77,19 +85,18 @@ def run_download(args) -> int:
         per_host=args.per_host, deadline=args.deadline, max_bytes=args.max_bytes, max_attempts=args.max_attempts,
         min_side=args.min_side, max_pixels=args.max_pixels, resize=args.resize,
         placeholder_urls=args.placeholder_urls, decode_workers=args.decode_workers,
-        retry_failed=args.retry_failed, retry_crashed=args.retry_crashed, progress=not args.quiet)
+        retry_failed=args.retry_failed, retry_crashed=args.retry_crashed, format=args.format,
+        images_per_tar=args.images_per_tar, dry_run=args.dry_run, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
         return 0
-    stats = summary.list_stats
-    print(f"list       {stats.entries} entries kept of {stats.lines} lines: {stats.blank} blank, "
-          f"{stats.malformed} malformed, {stats.duplicates} duplicate, {stats.filtered} filtered out, "
-          f"{stats.latin1} read as latin-1")
-    for example in stats.malformed_examples:
-        print(f"malformed  {example}")
+    _print_list_stats(summary.list_stats)
+    if isinstance(summary, Plan):
+        _print_plan(summary)
+        return 0
     print(f"this run   {summary.processed} fetched, {summary.ok_this_run} ok, {summary.adopted} kept from an "
           f"interrupted run, {summary.bytes_this_run / 2**20:.1f} MiB in {summary.seconds:.1f}s "
-          f"({summary.images_per_second:.1f} img/s)")
+          f"({summary.images_per_second:.1f} img/s) over {summary.shards} shards, {summary.hosts} hosts")
     for outcome, count in summary.outcomes.items():
         print(f"outcome    {outcome:<17} {count}")
     for sha256, urls in summary.suspected_placeholders.items():
@@ -99,7 +106,27 @@ def run_download(args) -> int:
         print(f"classes    {len(summary.ok_per_class)}, {max(summary.ok_per_class.values())} images at most; "
               f"fewest: {', '.join(f'{w} {n}' for w, n in fewest)} "
               f"(`goz download-report {args.out}` lists every short class)")
+    print(f"stats      {args.out}/.goz/stats/ (one JSON per finished shard, summary.json for the run)")
     return 0
+
+
+def _print_plan(plan: Plan) -> None:
+    nonempty = [n for n in plan.shard_entries if n]
+    print(f"plan       {plan.entries} entries, {plan.classes} classes, {plan.hosts} hosts, {plan.shards} shards "
+          f"({len(nonempty)} with entries; largest {max(nonempty, default=0)}, smallest {min(nonempty, default=0)})")
+    busiest = ", ".join(f"{host} {count}" for host, count in plan.busiest_hosts.items())
+    print(f"hosts      busiest: {busiest} (a host is served by one shard at a time)")
+    print(f"resume     {plan.resume_skips} entries already recorded would be skipped, "
+          f"{plan.entries - (plan.resume_skips or 0)} to fetch")
+    print(f"lists      {plan.out}/.goz/lists/ (nothing fetched: dry run)")
+
+
+def _print_list_stats(stats) -> None:
+    print(f"list       {stats.entries} entries kept of {stats.lines} lines: {stats.blank} blank, "
+          f"{stats.malformed} malformed, {stats.duplicates} duplicate, {stats.filtered} filtered out, "
+          f"{stats.latin1} read as latin-1")
+    for example in stats.malformed_examples:
+        print(f"malformed  {example}")
 
 
 def run_report(args) -> int:

@@ -5,40 +5,71 @@ shard manifests, so every engine shows the same bar.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import sqlite3
 import time
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
+import numpy as np
 from tqdm import tqdm
 
 from goz.download.manifest import Manifest, shard_manifests
-from goz.download.shard import ShardJob, quarantine_hash, run_shard
+from goz.download.shard import ShardJob, new_decode_pool, quarantine_hash, run_shard
 from goz.errors import GozError
+from goz.lifeline import die_with_parent
 
 ENGINES = ("local", "ray")
+RAY_SHARD_RETRIES = 3  # runs of a shard whose node or worker died (each resumes from the manifest)
 
 log = logging.getLogger(__name__)
 
 
+class Progress:
+    """The run's bar (rate, ETA) with per-outcome counts across all shards as its postfix."""
+
+    def __init__(self, bar: tqdm):
+        self.bar, self.outcomes = bar, Counter()
+        self._shown = 0.0
+
+    def update(self, count: int, outcome: str) -> None:
+        self.outcomes[outcome] += count
+        self.bar.update(count)
+        self._show()
+
+    def set(self, outcomes: Counter) -> None:
+        """The totals read back from the shards (pooled engines): moves the bar to their sum."""
+        self.outcomes = outcomes
+        self.bar.update(max(0, min(self.bar.total, sum(outcomes.values())) - self.bar.n))
+        self._show(force=True)
+
+    def _show(self, force: bool = False) -> None:
+        if not self.bar.disable and (force or time.monotonic() - self._shown > 0.5):
+            self._shown = time.monotonic()
+            self.bar.set_postfix_str(" ".join(f"{o} {n}" for o, n in self.outcomes.most_common()), refresh=False)
+
+
 def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: str | None,
-             bar: tqdm) -> list[dict[str, int]]:
+             progress: Progress) -> list[dict[str, int]]:
     """Runs every shard with `engine`; returns each shard's counts."""
     if engine == "local" and processes <= 1:
-        decode_pool = ProcessPoolExecutor(max(1, jobs[0].decode_workers), mp_context=get_context("spawn"))
+        decode_pool = new_decode_pool(jobs[0].decode_workers)
         try:
-            return [run_shard(job, bar.update, decode_pool) for job in jobs]
+            return [run_shard(job, progress.update, decode_pool) for job in jobs]
         finally:
             decode_pool.shutdown(cancel_futures=True)
     if engine == "local":
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_shard, job) for job in jobs]
-            _follow(jobs, bar, lambda: all(f.done() for f in futures))
+            _follow(jobs, progress, lambda: all(f.done() for f in futures))
             return [_shard_result(job, future.result) for job, future in zip(jobs, futures)]
     if engine == "ray":
         if ray_address:
@@ -50,9 +81,10 @@ def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: 
             except (ConnectionError, RuntimeError, ValueError) as error:
                 cluster = ray_address or "(a local one)"
                 raise GozError(f"could not start or join the Ray cluster {cluster}: {error}") from None
-        remote_shard = ray.remote(num_cpus=1)(run_shard)
+        # SPREAD: shards over all nodes; a shard lost with its node is run again elsewhere (it resumes).
+        remote_shard = ray.remote(num_cpus=1, max_retries=RAY_SHARD_RETRIES, scheduling_strategy="SPREAD")(run_shard)
         refs = [remote_shard.remote(job) for job in jobs]
-        _follow(jobs, bar, lambda: not ray.wait(refs, num_returns=len(refs), timeout=0)[1])
+        _follow(jobs, progress, lambda: not ray.wait(refs, num_returns=len(refs), timeout=0)[1])
         return [_shard_result(job, lambda ref=ref: ray.get(ref)) for job, ref in zip(jobs, refs)]
     raise GozError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
 
@@ -94,42 +126,76 @@ def _import_ray():
     return ray
 
 
-def _follow(jobs: list[ShardJob], bar: tqdm, finished: Callable[[], bool]) -> None:
-    """Moves the bar by the rows the shards commit (they run elsewhere and report only at the end)."""
-    started, initial = time.time(), bar.n
+def _follow(jobs: list[ShardJob], progress: Progress, finished: Callable[[], bool]) -> None:
+    """Follows the shards running elsewhere: outcomes of the rows they commit, the skips of finished shards."""
+    started = time.time()
+    done: dict[int, Counter] = {}  # shards whose stats JSON of this run is written: their final counts
     while True:
-        done = finished()
-        recorded = sum(_rows_since(job.manifest_path, started) for job in jobs)
-        bar.update(max(0, min(bar.total, initial + recorded) - bar.n))
-        if done:
+        over = finished()
+        totals: Counter[str] = Counter()
+        for job in jobs:
+            if job.index in done:
+                totals.update(done[job.index])
+                continue
+            counts = _outcomes_since(job.manifest_path, started)
+            stats = _stats_since(job.stats_path, started)
+            if stats is not None:
+                counts["skipped"] = stats.get("skipped", 0)
+                done[job.index] = counts
+            totals.update(counts)
+        progress.set(totals)
+        if over:
             return
         time.sleep(max(0.5, len(jobs) / 200))  # a full ImageNet job has ~1400 manifests to read
 
 
-def _rows_since(path, since: float) -> int:
+def _outcomes_since(path, since: float) -> Counter:
     if not path.exists():
-        return 0
+        return Counter()
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            return connection.execute("SELECT count(*) FROM items WHERE updated >= ?", (since,)).fetchone()[0]
+            return Counter(dict(connection.execute(
+                "SELECT outcome, count(*) FROM items WHERE updated >= ? GROUP BY outcome", (since,)).fetchall()))
     except sqlite3.Error:  # the shard is creating its schema right now
-        return 0
+        return Counter()
+
+
+def _stats_since(path, since: float) -> dict | None:
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stats if stats.get("started", 0) >= since - 1 else None
 
 
 def sweep_placeholders(out: str, placeholder_urls: int) -> dict[str, int]:
-    """Flags content shared by >= placeholder_urls distinct URLs across ALL shards; quarantines its files.
+    """Flags content shared by >= placeholder_urls distinct URLs across ALL shards; quarantines its copies.
 
-    Returns {sha256: distinct URL count} of the suspected placeholders.
+    Returns {sha256: distinct URL count} of the suspected placeholders. Memory: 8 bytes per row with
+    a hash (the first 64 bits of each sha256), then the URLs of the few candidate hashes only.
     """
-    urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
     paths = shard_manifests(out)
+    prefixes = array("q")
     for path in paths:
-        with Manifest(path) as manifest:
-            for record in manifest.records("WHERE sha256 IS NOT NULL"):
-                urls_by_hash[record.sha256].add(record.url)
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as connection:
+            for (sha256,) in connection.execute("SELECT sha256 FROM items WHERE sha256 IS NOT NULL"):
+                prefixes.append(_prefix(sha256))
+    values, counts = np.unique(np.frombuffer(prefixes, dtype=np.int64), return_counts=True)
+    candidates = set(values[counts >= placeholder_urls].tolist())
+    del prefixes, values, counts
+    urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
+    for path in paths if candidates else []:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as connection:
+            for sha256, url in connection.execute("SELECT sha256, url FROM items WHERE sha256 IS NOT NULL"):
+                if _prefix(sha256) in candidates:
+                    urls_by_hash[sha256].add(url)
     suspects = {h: len(u) for h, u in urls_by_hash.items() if len(u) >= placeholder_urls}
-    for path in paths:
+    for path in paths if suspects else []:
         with Manifest(path) as manifest:
             for sha256, count in suspects.items():
                 quarantine_hash(manifest, out, sha256, f"content shared by {count} distinct URLs")
     return suspects
+
+
+def _prefix(sha256: str) -> int:
+    return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)

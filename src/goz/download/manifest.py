@@ -108,6 +108,14 @@ class Manifest:
         if len(self._pending) >= self._batch_rows or time.monotonic() - self._last_flush > self._batch_seconds:
             self.flush()
 
+    def record_all(self, records: list[Record]) -> None:
+        """Adds or replaces rows and commits them in one transaction (all or none survive a kill)."""
+        now = time.time()
+        for record in records:
+            record.updated = now
+        self._pending.extend(records)
+        self.flush()
+
     def flush(self) -> None:
         if self._pending:
             placeholders = ", ".join("?" * len(COLUMNS))

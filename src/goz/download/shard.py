@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import socket
+import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,10 +31,12 @@ from pathlib import Path
 
 from goz.download.client import FetchOptions, HostGate, fetch, open_session
 from goz.download.manifest import Manifest, Record
-from goz.download.urllist import ListEntry
+from goz.download.tars import TarSink, remove_from_tar, validate_for_tar
+from goz.download.urllist import ListEntry, read_shard_list
 from goz.download.validate import Validated, ValidationLimits, validate_and_store
 from goz.errors import GozError
-from goz.home import sha256_of
+from goz.home import sha256_of, write_text_atomic
+from goz.lifeline import die_with_parent
 
 # Crashes (validation process deaths with the image in flight) after which an image is condemned.
 CRASH_THRESHOLD = 2
@@ -42,7 +47,7 @@ class ShardJob:
     """Everything a shard needs; plain data so it can travel to a worker process or a Ray task."""
 
     index: int
-    entries: list[ListEntry]
+    entries: list[ListEntry]  # or () with list_path: the shard reads its own list (small jobs, bounded driver)
     out: str
     fetch: FetchOptions = field(default_factory=FetchOptions)
     limits: ValidationLimits = field(default_factory=ValidationLimits)
@@ -50,14 +55,37 @@ class ShardJob:
     retry_crashed: bool = False
     placeholder_urls: int = 5
     decode_workers: int = 1
+    list_path: str | None = None
+    format: str = "files"  # or "webdataset": tars of images_per_tar images (see goz.download.tars)
+    images_per_tar: int = 1000
 
     @property
     def manifest_path(self) -> Path:
         return shard_manifest_path(self.out, self.index)
 
+    @property
+    def stats_path(self) -> Path:
+        return shard_stats_path(self.out, self.index)
+
+    def load_entries(self) -> list[ListEntry]:
+        return read_shard_list(self.list_path) if self.list_path else list(self.entries)
+
 
 def shard_manifest_path(out: str | Path, index: int) -> Path:
     return Path(out) / ".goz" / "manifest" / f"shard-{index:05d}.sqlite"
+
+
+def shard_stats_path(out: str | Path, index: int) -> Path:
+    return Path(out) / ".goz" / "stats" / f"shard-{index:05d}.json"
+
+
+def new_decode_pool(workers: int) -> ProcessPoolExecutor:
+    """Validation processes that die with this process (goz.lifeline).
+
+    spawn, not fork: the caller may be threaded (Ray, an event loop) and fork would copy its locks.
+    """
+    return ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn"), initializer=die_with_parent,
+                               initargs=(os.getpid(),))
 
 
 def work_dir(out: str | Path, name: str) -> Path:
@@ -67,26 +95,51 @@ def work_dir(out: str | Path, name: str) -> Path:
     return path
 
 
-def run_shard(job: ShardJob, progress: Callable[[int], None] | None = None,
+def run_shard(job: ShardJob, progress: Callable[[int, str], None] | None = None,
               decode_pool: Executor | None = None) -> dict[str, int]:
-    """Runs one shard to completion. Returns counts for this run: processed, ok, bytes, adopted."""
+    """Runs one shard to completion; writes its stats JSON. Returns counts for this run:
+    processed, ok, bytes, adopted, skipped."""
+    started = time.time()
     own_pool = decode_pool is None
     if own_pool:
-        # spawn, not fork: the caller may be threaded (Ray, an event loop) and fork would copy its locks.
-        decode_pool = ProcessPoolExecutor(max(1, job.decode_workers), mp_context=get_context("spawn"))
+        decode_pool = new_decode_pool(job.decode_workers)
     try:
         with Manifest(job.manifest_path) as manifest:
-            return asyncio.run(_ShardRun(job, manifest, decode_pool, progress or (lambda n: None)).run())
+            run = _ShardRun(job, manifest, decode_pool, progress or (lambda n, outcome: None))
+            counts = asyncio.run(run.run())
     finally:
         if own_pool:
             decode_pool.shutdown(cancel_futures=True)
+    write_shard_stats(job, counts, run.outcomes, started)
+    return counts
+
+
+def write_shard_stats(job: ShardJob, counts: dict[str, int], outcomes: Counter, started: float) -> None:
+    """`OUT/.goz/stats/shard-NNNNN.json`: what this run of the shard did (as img2dataset's `*_stats.json`)."""
+    finished = time.time()
+    stats = {"shard": job.index, **counts, "outcomes": dict(sorted(outcomes.items())),
+             "started": started, "finished": finished, "seconds": round(finished - started, 3),
+             "host": socket.gethostname(), "pid": os.getpid(), "node": _ray_node()}
+    path = job.stats_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(stats, indent=1))
+
+
+def _ray_node() -> str | None:
+    """The Ray node id when this shard runs as a Ray task (which node did the work)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
 
 
 class _ShardRun:
     def __init__(self, job: ShardJob, manifest: Manifest, decode_pool: Executor, progress: Callable[[int], None]):
         self.job, self.manifest, self.decode_pool, self.progress = job, manifest, decode_pool, progress
         self.temporary_dir = str(work_dir(job.out, "tmp"))
-        self.counts = {"processed": 0, "ok": 0, "bytes": 0, "adopted": 0}
+        self.counts = {"entries": 0, "skipped": 0, "processed": 0, "ok": 0, "bytes": 0, "adopted": 0}
+        self.outcomes: Counter[str] = Counter()
+        self.sink = (TarSink(job, manifest) if job.format == "webdataset" else None)
         self.urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
         self.placeholder_hashes: set[str] = set()
         self.in_pool: dict[str, str] = {}  # {key: url} handed to the shared validation pool, verdict pending
@@ -104,11 +157,19 @@ class _ShardRun:
         for sha256, urls in self.urls_by_hash.items():
             if len(urls) >= self.job.placeholder_urls:
                 self._quarantine(sha256)
-        unrecorded = [e for e in self.job.entries if e.key not in finished]
-        on_disk = self._files_on_disk(unrecorded) if unrecorded else {}
+        entries = self.job.load_entries()
+        self.counts["entries"] = len(entries)
+        unrecorded = [e for e in entries if e.key not in finished]
+        if self.sink is not None:
+            self.counts["adopted"] += self.sink.adopt(unrecorded, self.urls_by_hash)
+            finished = self.manifest.finished_keys(retry_failed=self.job.retry_failed,
+                                                   retry_crashed=self.job.retry_crashed)
+            unrecorded = [e for e in unrecorded if e.key not in finished]
+        on_disk = self._files_on_disk(unrecorded) if unrecorded and self.sink is None else {}
         pending = [e for e in unrecorded if not self._adopt(e, on_disk)
                    and not self._condemn(e, crashes.get(e.key, 0))]
-        self.progress(len(self.job.entries) - len(pending))
+        self.counts["skipped"] = len(entries) - len(pending)
+        self.progress(len(entries) - len(pending), "skipped")
         suspects = [e for e in pending if crashes.get(e.key, 0)]
         queue = iter([e for e in pending if not crashes.get(e.key, 0)])
         gate = HostGate(self.job.fetch.per_host)
@@ -117,7 +178,11 @@ class _ShardRun:
             await self._worker(iter(suspects), session, gate, self._validate_alone)
             workers = [self._worker(queue, session, gate, self._validate_in_pool)
                        for _ in range(min(self.job.fetch.concurrency, len(pending) - len(suspects)))]
-            await asyncio.gather(*workers)
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                if self.sink is not None:
+                    self.sink.close()  # what was validated before an error is kept
         self.manifest.flush()
         return self.counts
 
@@ -159,8 +224,7 @@ class _ShardRun:
             self.manifest.validation_started(entry.key)
             self.in_pool[entry.key] = entry.url
             try:
-                verdict = await asyncio.get_running_loop().run_in_executor(
-                    self.decode_pool, validate_and_store, data, self._stem(entry), self.temporary_dir, self.job.limits)
+                verdict = await asyncio.get_running_loop().run_in_executor(self.decode_pool, *self._validation(entry, data))
             except BrokenProcessPool:
                 held, urls = list(self.in_pool), ", ".join(self.in_pool.values())
                 self.in_pool.clear()  # other workers see the same death: count it once
@@ -177,10 +241,9 @@ class _ShardRun:
     async def _validate_alone(self, entry: ListEntry, data: bytes) -> Validated:
         """Validates a suspect in a fresh process of its own; its death condemns the image, not the run."""
         self.manifest.validation_started(entry.key)
-        solo = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        solo = new_decode_pool(1)
         try:
-            verdict = await asyncio.get_running_loop().run_in_executor(
-                solo, validate_and_store, data, self._stem(entry), self.temporary_dir, self.job.limits)
+            verdict = await asyncio.get_running_loop().run_in_executor(solo, *self._validation(entry, data))
         except BrokenProcessPool:
             crashes = self.manifest.count_crashes([entry.key])[entry.key]
             return Validated("decoder_crash", f"a validation process died {crashes} times with this image in "
@@ -189,6 +252,12 @@ class _ShardRun:
             solo.shutdown()
         self.manifest.validation_ended(entry.key)
         return verdict
+
+    def _validation(self, entry: ListEntry, data: bytes) -> tuple:
+        """The function and arguments that validate `data` in a validation process (and store it, as files)."""
+        if self.sink is not None:
+            return validate_for_tar, data, self.job.limits
+        return validate_and_store, data, self._stem(entry), self.temporary_dir, self.job.limits
 
     def _stem(self, entry: ListEntry) -> str:
         return str(Path(self.job.out) / entry.wnid / entry.key)
@@ -210,14 +279,20 @@ class _ShardRun:
                     verdict = await validate(entry, fetched.data)
                     record.outcome, record.error, record.path = verdict.outcome, verdict.error, verdict.path or None
             record.seconds = round(time.monotonic() - started, 4)
-            self.manifest.record(record)
+            if record.outcome == "ok" and self.sink is not None:
+                # Recorded only once its tar is renamed into place: a kill loses the open tar, not a row.
+                verdict_bytes = verdict.stored if verdict.stored is not None else fetched.data
+                self.sink.add(record, verdict.extension, verdict_bytes)
+            else:
+                self.manifest.record(record)
             self.counts["processed"] += 1
+            self.outcomes[record.outcome] += 1
             if record.outcome == "ok":
                 self.counts["ok"] += 1
                 self.counts["bytes"] += record.bytes
             if record.sha256:
                 self._count_hash(record)
-            self.progress(1)
+            self.progress(1, record.outcome)
 
     def _count_hash(self, record: Record) -> None:
         urls = self.urls_by_hash[record.sha256]
@@ -229,19 +304,25 @@ class _ShardRun:
 
     def _quarantine(self, sha256: str) -> None:
         self.placeholder_hashes.add(sha256)
+        if self.sink is not None:
+            self.sink.close()  # its copies may sit in the open tar: finish it, then take them out
         count = len(self.urls_by_hash[sha256])
         quarantine_hash(self.manifest, self.job.out, sha256, f"content shared by {count}+ distinct URLs")
 
 
 def quarantine_hash(manifest: Manifest, out: str | Path, sha256: str, reason: str) -> int:
-    """Moves every kept file with this content out of the class folders; marks its row. Idempotent."""
+    """Moves every kept copy of this content out of the class folders (or tars); marks its row. Idempotent."""
     moved = 0
     quarantine = work_dir(out, "quarantine")
     for record in manifest.records("WHERE sha256 = ? AND outcome = 'ok'", (sha256,)):
         source = Path(record.path) if record.path else None
-        target = quarantine / source.name if source else None
-        if source is not None and source.exists():
-            os.replace(source, target)
-            moved += 1
+        if source is not None and source.suffix == ".tar":
+            target = remove_from_tar(source, record.key, quarantine, work_dir(out, "tmp"))
+            moved += target is not None
+        else:
+            target = quarantine / source.name if source else None
+            if source is not None and source.exists():
+                os.replace(source, target)
+                moved += 1
         manifest.mark(record.key, "placeholder", f"suspected placeholder: {reason}", str(target) if target else None)
     return moved

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from goz.errors import GozError
 from goz.names import IMAGE_KEY_PATTERN
 
+BOM = b"\xef\xbb\xbf"
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S.*$")
 
 
@@ -62,11 +66,21 @@ def parse_line(raw: bytes) -> tuple[str, bool]:
 
 def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
                   per_class: int | None = None, limit: int | None = None) -> tuple[list[ListEntry], ListStats]:
-    """The entries of a URL list in file order, filtered, and the reading statistics.
+    """The entries of a URL list in file order, filtered, and the reading statistics (see `stream_url_list`)."""
+    stats = ListStats()
+    entries = list(stream_url_list(path, stats, classes=classes, per_class=per_class, limit=limit))
+    return entries, stats
+
+
+def stream_url_list(path: str | Path, stats: ListStats, *, classes: Iterable[str] | None = None,
+                    per_class: int | None = None, limit: int | None = None) -> Iterator[ListEntry]:
+    """Yields the entries of a URL list in file order, filtered; counts what it read in `stats`.
 
     `classes` keeps only those wnids; `per_class` keeps the first N entries of each class;
     `limit` stops after N entries in total. A repeated `<wnid>_<imageid>` keeps its first URL.
-    GozError when the file is missing or holds no well-formed line (empty, or not a URL list).
+    Memory does not grow with the list beyond 8 bytes per distinct key (see `KeysSeen`).
+    GozError when the file is missing or holds no well-formed line (empty, or not a URL list);
+    raised once the stream is exhausted.
     """
     path = Path(path)
     if path.is_dir():
@@ -74,42 +88,91 @@ def read_url_list(path: str | Path, *, classes: Iterable[str] | None = None,
     if not path.is_file():
         raise GozError(f"URL list {path} does not exist (get the ImageNet list with `goz fetch imagenet-urls`)")
     wanted = set(classes) if classes is not None else None
-    stats = ListStats()
-    entries: list[ListEntry] = []
-    seen: set[str] = set()
+    seen = KeysSeen()
     per_class_count: Counter[str] = Counter()
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            stats.lines += 1
-            text, was_latin1 = parse_line(raw)
-            stats.latin1 += was_latin1
-            text = text.strip()
-            if not text:
-                stats.blank += 1
-                continue
-            parts = text.split(None, 1)
-            match = IMAGE_KEY_PATTERN.match(parts[0])
-            if len(parts) != 2 or not match or not URL_PATTERN.match(parts[1].strip()):
-                stats.note_malformed(number, text)
-                continue
-            entry = ListEntry(match.group(1), int(match.group(2)), parts[1].strip())
-            if entry.key in seen:
-                stats.duplicates += 1
-                continue
-            seen.add(entry.key)
-            if (wanted is not None and entry.wnid not in wanted) or (
-                    per_class is not None and per_class_count[entry.wnid] >= per_class):
-                stats.filtered += 1
-                continue
-            per_class_count[entry.wnid] += 1
-            entries.append(entry)
-            if limit is not None and len(entries) >= limit:
-                break
-    stats.entries = len(entries)
+        for chunk in _parsed_chunks(handle, stats):
+            for entry, fresh in zip(chunk, seen.fresh([e.key for e in chunk])):
+                if not fresh:
+                    stats.duplicates += 1
+                    continue
+                if (wanted is not None and entry.wnid not in wanted) or (
+                        per_class is not None and per_class_count[entry.wnid] >= per_class):
+                    stats.filtered += 1
+                    continue
+                per_class_count[entry.wnid] += 1
+                stats.entries += 1
+                yield entry
+                if limit is not None and stats.entries >= limit:
+                    return _check_not_empty(path, stats)
+    _check_not_empty(path, stats)
+
+
+def _parsed_chunks(handle: BinaryIO, stats: ListStats, size: int = 1 << 16) -> Iterator[list[ListEntry]]:
+    """The well-formed lines of the list as entries, `size` lines at a time (duplicates still in)."""
+    chunk: list[ListEntry] = []
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(BOM):  # a UTF-8 byte-order mark is not part of the first key
+            raw = raw[len(BOM):]
+        stats.lines += 1
+        text, was_latin1 = parse_line(raw)
+        stats.latin1 += was_latin1
+        text = text.strip()
+        if not text:
+            stats.blank += 1
+            continue
+        parts = text.split(None, 1)
+        match = IMAGE_KEY_PATTERN.match(parts[0])
+        if len(parts) != 2 or not match or not URL_PATTERN.match(parts[1].strip()):
+            stats.note_malformed(number, text)
+            continue
+        chunk.append(ListEntry(match.group(1), int(match.group(2)), parts[1].strip()))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _check_not_empty(path: Path, stats: ListStats) -> None:
     if stats.lines == stats.blank:
         raise GozError(f"URL list {path} is empty")
     if stats.lines == stats.blank + stats.malformed:
         examples = "; ".join(stats.malformed_examples[:3])
         raise GozError(f"URL list {path} has no `<wnid>_<imageid><TAB><url>` line ({stats.lines} lines, "
                        f"{stats.malformed} malformed{': ' + examples if examples else ''})")
-    return entries, stats
+
+
+class KeysSeen:
+    """The keys met so far as a sorted array of 64-bit hashes: 8 bytes a key, not a set of strings.
+
+    Two distinct keys share a 64-bit hash with odds of about 1 in 200,000 per 14-million-key list;
+    the second would be counted as a duplicate.
+    """
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.int64)
+
+    def fresh(self, keys: list[str]) -> np.ndarray:
+        """For each key in order: True for its first occurrence ever (this batch and all before)."""
+        hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
+        first = np.zeros(len(keys), dtype=bool)
+        first[np.unique(hashes, return_index=True)[1]] = True
+        if len(self._sorted):
+            positions = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+            first &= self._sorted[positions] != hashes
+        new = np.sort(hashes[first])
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+        return first
+
+
+def read_shard_list(path: str | Path) -> list[ListEntry]:
+    """The entries of a shard list written by the planner (`<key><TAB><url>` lines, already checked)."""
+    entries = []
+    with open(path, encoding="utf-8", newline="\n") as handle:
+        for line in handle:
+            key, _, url = line.rstrip("\n").partition("\t")
+            match = IMAGE_KEY_PATTERN.match(key)
+            if match:
+                entries.append(ListEntry(match.group(1), int(match.group(2)), url))
+    return entries

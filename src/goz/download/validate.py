@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -51,6 +51,8 @@ class Validated:
     width: int = 0
     height: int = 0
     path: str = ""
+    extension: str = ""
+    stored: bytes | None = None  # bytes to keep when they differ from the body (resized), webdataset only
 
 
 def sniff(data: bytes) -> str | None:
@@ -72,9 +74,23 @@ def sniff(data: bytes) -> str | None:
 def validate_and_store(data: bytes, destination_stem: str, temporary_dir: str,
                        limits: ValidationLimits) -> Validated:
     """Checks `data`; if it is a valid image, writes it as `<destination_stem>.<ext>` atomically."""
+    verdict, stored = validate_image(data, limits)
+    if verdict.outcome != "ok":
+        return verdict
+    destination = Path(f"{destination_stem}.{verdict.extension}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(temporary_dir) / f"{destination.name}.{os.getpid()}.part"
+    with open(temporary, "wb") as handle:
+        handle.write(stored if stored is not None else data)
+    os.replace(temporary, destination)
+    return replace(verdict, path=str(destination))
+
+
+def validate_image(data: bytes, limits: ValidationLimits) -> tuple[Validated, bytes | None]:
+    """The verdict on `data`, and the bytes to store when they differ from `data` (a resized JPEG)."""
     problem = sniff(data)
     if problem:
-        return Validated("not_image", problem)
+        return Validated("not_image", problem), None
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
@@ -85,24 +101,17 @@ def validate_and_store(data: bytes, destination_stem: str, temporary_dir: str,
                 width, height = image.size
                 stored = _resized(image, limits) if limits.resize_shorter_side else None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        return Validated("too_large", f"decompression bomb: {error}")
+        return Validated("too_large", f"decompression bomb: {error}"), None
     except Exception as error:  # Pillow raises many types for corrupt data: OSError, SyntaxError, ValueError...
-        return Validated("decode_error", f"{type(error).__name__}: {error}")
+        return Validated("decode_error", f"{type(error).__name__}: {error}"), None
     if image_format not in EXTENSIONS:
-        return Validated("not_image", f"unsupported image format {image_format}")
+        return Validated("not_image", f"unsupported image format {image_format}"), None
     if min(width, height) < limits.min_side:
         return Validated("too_small", f"{width}x{height} is below the minimum side {limits.min_side}",
-                         width, height)
-    extension = EXTENSIONS[image_format]
+                         width, height), None
     if stored is not None:
-        data, extension = stored
-    destination = Path(f"{destination_stem}.{extension}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(temporary_dir) / f"{destination.name}.{os.getpid()}.part"
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, destination)
-    return Validated("ok", "", width, height, str(destination))
+        return Validated("ok", "", width, height, extension=stored[1]), stored[0]
+    return Validated("ok", "", width, height, extension=EXTENSIONS[image_format]), None
 
 
 def _resized(image: Image.Image, limits: ValidationLimits) -> tuple[bytes, str] | None:

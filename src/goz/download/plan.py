@@ -1,0 +1,184 @@
+"""Planning a job: the URL list read once, in a stream, into on-disk shard lists.
+
+Every URL of a host goes to the same shard (crc32 of the host name), so the per-host limit and
+the pauses after 429/503, which a shard keeps for its hosts, hold for the whole run however many
+processes or Ray nodes run the shards. Memory stays flat: entries go to disk in batches; what
+grows is 8 bytes per distinct key (the duplicate check) and a counter per host and per class.
+
+`OUT/.goz/lists/shard-NNNNN.tsv` holds `<key><TAB><url>` lines; `OUT/.goz/job.json` fixes the
+shard count at the first run (a host must stay in its shard across reruns).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+import zlib
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from goz.download.manifest import RETRYABLE, RETRYABLE_HTTP
+from goz.download.urllist import ListEntry, ListStats, read_shard_list, stream_url_list
+from goz.errors import GozError
+from goz.home import write_text_atomic
+
+BUFFERED_LINES = 1 << 18  # lines held in memory before they are appended to the shard lists
+
+
+@dataclass
+class Plan:
+    """What a run of the list would do: its entries, classes, hosts and shards."""
+
+    out: str
+    list_stats: ListStats
+    shards: int
+    classes: int
+    hosts: int
+    shard_entries: list[int]
+    busiest_hosts: dict[str, int] = field(default_factory=dict)
+    resume_skips: int | None = None  # entries already recorded (a rerun fetches the rest); None: not counted
+
+    @property
+    def entries(self) -> int:
+        return self.list_stats.entries
+
+    def list_path(self, index: int) -> Path:
+        return shard_list_path(self.out, index)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"entries": self.entries, "nonempty_shards": sum(1 for n in self.shard_entries if n)}
+
+
+def shard_list_path(out: str | Path, index: int) -> Path:
+    return Path(out) / ".goz" / "lists" / f"shard-{index:05d}.tsv"
+
+
+def host_of(url: str) -> str:
+    """The lower-case host name of `url` (as urlsplit's .hostname, without its cost per line)."""
+    netloc = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if netloc.startswith("["):
+        return netloc[1:netloc.find("]")].lower()
+    return netloc.partition(":")[0].lower()
+
+
+def shard_of_host(host: str, shards: int) -> int:
+    # crc32, not hash(): every process and every rerun must put a host in the same shard.
+    return zlib.crc32(host.encode("utf-8", "surrogatepass")) % shards
+
+
+def plan_job(urls: str | Path, out: str | Path, *, classes: list[str] | set[str] | None = None,
+             per_class: int | None = None, limit: int | None = None, shards: int | None = None,
+             shard_size: int = 10_000, dry_run: bool = False) -> Plan:
+    """Streams the list into the shard lists of `out`; fixes the shard count (not on a dry run)."""
+    out = Path(out)
+    stored = stored_shard_count(out)
+    if stored is not None and shards is not None and shards != stored:
+        raise GozError(f"{out} was started with {stored} shards; rerun with --shards {stored} (or a new output folder)")
+    count = stored or shards
+    lists = out / ".goz" / "lists"
+    staging = out / ".goz" / "lists.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    stats = ListStats()
+    hosts: Counter[str] = Counter()
+    wnids: set[str] = set()
+    # Without a shard count yet, entries are spilled to one file and dealt once it is known.
+    sink = _ShardLists(staging, count) if count else _Spill(staging / "unsharded.tsv")
+    for entry in stream_url_list(urls, stats, classes=classes, per_class=per_class, limit=limit):
+        host = host_of(entry.url)
+        hosts[host] += 1
+        wnids.add(entry.wnid)
+        sink.add(host, entry)
+    sink.close()
+    if count is None:
+        count = max(1, math.ceil(stats.entries / shard_size))
+        sink = _ShardLists(staging, count)
+        sink.deal(staging / "unsharded.tsv")
+    shard_entries = [0] * count
+    for host, n in hosts.items():
+        shard_entries[shard_of_host(host, count)] += n
+    shutil.rmtree(lists, ignore_errors=True)
+    staging.rename(lists)
+    if not dry_run and stored is None:
+        write_text_atomic(out / ".goz" / "job.json", json.dumps({"shards": count, "assign": "host"}))
+    return Plan(str(out), stats, count, len(wnids), len(hosts), shard_entries, dict(hosts.most_common(5)))
+
+
+def count_resume_skips(plan: Plan, *, retry_failed: bool = False) -> int:
+    """Entries of the plan that a run would not fetch: already recorded in the shard manifests."""
+    from goz.download.shard import shard_manifest_path
+    skips = 0
+    for index, entries in enumerate(plan.shard_entries):
+        manifest = shard_manifest_path(plan.out, index)
+        if not entries or not manifest.exists():
+            continue
+        keys = {e.key for e in read_shard_list(plan.list_path(index))}
+        query = "SELECT key, outcome, http_status FROM items"
+        with sqlite3.connect(f"file:{manifest}?mode=ro", uri=True, timeout=60) as connection:
+            for key, outcome, status in connection.execute(query):
+                retryable = outcome in RETRYABLE or (outcome == "http_error" and status in RETRYABLE_HTTP)
+                skips += key in keys and not (retry_failed and retryable)
+    return skips
+
+
+def stored_shard_count(out: Path) -> int | None:
+    """The shard count fixed by the folder's first run; None for a new folder."""
+    config = out / ".goz" / "job.json"
+    if not config.exists():
+        return None
+    try:
+        stored = json.loads(config.read_text(encoding="utf-8"))["shards"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise GozError(f"{config} is damaged ({type(error).__name__}: {error}); it records the shard count "
+                       f"of this folder: restore it, or start again in a new output folder") from None
+    if isinstance(stored, bool) or not isinstance(stored, int) or stored < 1:
+        raise GozError(f"{config} is damaged: 'shards' is {stored!r}, not a positive integer")
+    return stored
+
+
+class _ShardLists:
+    """Appends `<key><TAB><url>` lines to the shard lists, BUFFERED_LINES at a time (few open files)."""
+
+    def __init__(self, folder: Path, shards: int):
+        self.folder, self.shards = folder, shards
+        self.buffers: defaultdict[int, list[str]] = defaultdict(list)
+        self.buffered = 0
+
+    def add(self, host: str, entry: ListEntry) -> None:
+        self._add(shard_of_host(host, self.shards), f"{entry.key}\t{entry.url}\n")
+
+    def _add(self, shard: int, line: str) -> None:
+        self.buffers[shard].append(line)
+        self.buffered += 1
+        if self.buffered >= BUFFERED_LINES:
+            self.close()
+
+    def deal(self, spill: Path) -> None:
+        """Deals the spilled `<crc32 of host><TAB><key><TAB><url>` lines to the shards."""
+        with open(spill, encoding="utf-8", newline="\n") as handle:
+            for line in handle:
+                crc, _, rest = line.partition("\t")
+                self._add(int(crc) % self.shards, rest)
+        self.close()
+        spill.unlink()
+
+    def close(self) -> None:
+        for shard, lines in self.buffers.items():
+            with open(self.folder / f"shard-{shard:05d}.tsv", "a", encoding="utf-8", newline="\n") as handle:
+                handle.writelines(lines)
+        self.buffers.clear()
+        self.buffered = 0
+
+
+class _Spill:
+    def __init__(self, path: Path):
+        self.handle = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20)
+
+    def add(self, host: str, entry: ListEntry) -> None:
+        self.handle.write(f"{zlib.crc32(host.encode('utf-8', 'surrogatepass'))}\t{entry.key}\t{entry.url}\n")
+
+    def close(self) -> None:
+        self.handle.close()
