@@ -25,7 +25,7 @@ from goz.download.urllist import ListEntry, ListStats, read_shard_list, stream_u
 from goz.errors import GozError
 from goz.home import write_text_atomic
 
-BUFFERED_LINES = 1 << 18  # lines held in memory before they are appended to the shard lists
+BUFFERED_LINES = 1 << 16  # lines held in memory before they are appended to the shard lists
 
 
 @dataclass

@@ -20,6 +20,7 @@ from goz.errors import GozError
 from goz.names import IMAGE_KEY_PATTERN
 
 BOM = b"\xef\xbb\xbf"
+CHUNK_LINES = 1 << 16  # lines parsed, checked for duplicates and handed on at a time
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S.*$")
 
 
@@ -108,8 +109,9 @@ def stream_url_list(path: str | Path, stats: ListStats, *, classes: Iterable[str
     _check_not_empty(path, stats)
 
 
-def _parsed_chunks(handle: BinaryIO, stats: ListStats, size: int = 1 << 16) -> Iterator[list[ListEntry]]:
-    """The well-formed lines of the list as entries, `size` lines at a time (duplicates still in)."""
+def _parsed_chunks(handle: BinaryIO, stats: ListStats) -> Iterator[list[ListEntry]]:
+    """The well-formed lines of the list as entries, CHUNK_LINES at a time (duplicates still in)."""
+    size = CHUNK_LINES
     chunk: list[ListEntry] = []
     for number, raw in enumerate(handle, start=1):
         if number == 1 and raw.startswith(BOM):  # a UTF-8 byte-order mark is not part of the first key
@@ -144,25 +146,34 @@ def _check_not_empty(path: Path, stats: ListStats) -> None:
 
 
 class KeysSeen:
-    """The keys met so far as a sorted array of 64-bit hashes: 8 bytes a key, not a set of strings.
+    """The keys met so far as 64-bit hashes in 256 sorted runs (by top byte): 8 bytes a key, not a set
+    of strings, and an insertion copies one run, not all of them.
 
     Two distinct keys share a 64-bit hash with odds of about 1 in 200,000 per 14-million-key list;
     the second would be counted as a duplicate.
     """
 
     def __init__(self) -> None:
-        self._sorted = np.empty(0, dtype=np.int64)
+        self._runs = [np.empty(0, dtype=np.int64) for _ in range(256)]
 
     def fresh(self, keys: list[str]) -> np.ndarray:
         """For each key in order: True for its first occurrence ever (this batch and all before)."""
         hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
         first = np.zeros(len(keys), dtype=bool)
         first[np.unique(hashes, return_index=True)[1]] = True
-        if len(self._sorted):
-            positions = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
-            first &= self._sorted[positions] != hashes
-        new = np.sort(hashes[first])
-        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+        candidates = np.flatnonzero(first)
+        order = np.argsort(hashes[candidates])
+        candidates, values = candidates[order], hashes[candidates][order]
+        runs = ((values >> 56) + 128).astype(np.intp)  # the top byte, ascending with the values
+        edges = np.searchsorted(runs, np.arange(257))
+        for run in np.flatnonzero(np.diff(edges)):
+            low, high = edges[run], edges[run + 1]
+            held, new = self._runs[run], values[low:high]
+            if len(held):
+                seen = held[np.minimum(np.searchsorted(held, new), len(held) - 1)] == new
+                first[candidates[low:high][seen]] = False
+                new = new[~seen]
+            self._runs[run] = np.insert(held, np.searchsorted(held, new), new) if len(held) else new.copy()
         return first
 
 
