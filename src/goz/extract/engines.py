@@ -22,6 +22,7 @@ from goz.extract.dataset import (
     LoadedBatch,
     collate,
 )
+from goz.lifeline import worker_init
 
 
 class ClassCollector:
@@ -68,7 +69,8 @@ def run_local(collector: ClassCollector, backbone: Backbone, *, batch_size: int,
     dataset = ImageDataset(collector.paths, backbone.transform, max_pixels, raw_jpeg=gpu_decode)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-        pin_memory=backbone.device.type == "cuda", prefetch_factor=4 if workers else None)
+        pin_memory=backbone.device.type == "cuda", prefetch_factor=4 if workers else None,
+        worker_init_fn=worker_init)  # workers die with the run, even on kill -9 (goz.lifeline)
     with tqdm(total=len(dataset), unit="img", disable=not progress, desc="extract") as bar:
         for batch in loader:
             indices, features, failures = _forward(batch, backbone)
