@@ -1,0 +1,132 @@
+"""goz download and goz extract on a local multi-node Ray cluster (ray.cluster_utils.Cluster): the work
+spreads over the nodes, a node killed mid-run loses nothing, and the result equals the local engine's."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import checkout
+import ray
+from ray.cluster_utils import Cluster
+
+from download_server import FaultServer
+from extract_helpers import make_tree, tiny_backbone
+from goz.download import download
+from goz.errors import GozError
+from goz.extract import extract
+from goz.store import FeatureStore
+from node_recorder import NodeRecordingTransform
+
+HOSTS = tuple(f"127.0.0.{i}" for i in range(1, 7))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and two worker nodes, one CPU each, told apart by custom resources; shut down at the end."""
+    # A lost node is noticed in about a second, not after Ray's default 30 s of missed health checks.
+    health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_failure_threshold": 3}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1},
+                                                            "include_dashboard": False, "_system_config": health})
+    workers = [cluster.add_node(num_cpus=1, resources={f"worker_{i}": 1}) for i in range(2)]
+    cluster.wait_for_nodes()
+    tests = checkout.TESTS
+    # The workers import this checkout's goz and the tests' helpers.
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": f"{tests.parent / 'src'}:{tests}"}})
+    try:
+        yield cluster, workers
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _kill_when(condition, node, cluster, killed: list) -> threading.Thread:
+    def watch():
+        deadline = time.monotonic() + 120
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.remove_node(node, allow_graceful=False)
+        killed.append(time.monotonic())
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _recorded(out: Path) -> int:
+    count = 0
+    for path in (out / ".goz" / "manifest").glob("*.sqlite"):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as connection:
+                count += connection.execute("SELECT count(*) FROM items").fetchone()[0]
+        except sqlite3.Error:
+            continue
+    return count
+
+
+def _outcomes(out: Path) -> dict[str, str]:
+    found = {}
+    for path in (out / ".goz" / "manifest").glob("*.sqlite"):
+        with sqlite3.connect(path) as connection:
+            found.update(connection.execute("SELECT key, outcome FROM items").fetchall())
+    return found
+
+
+def test_download_spreads_over_nodes_survives_a_lost_node_and_equals_local(cluster, tmp_path):
+    ray_cluster, workers = cluster
+    server = FaultServer(delay=0.2, hosts=HOSTS)
+    try:
+        kinds = ["/img/c{i}", "/img/d{i}", "/status/404", "/img/e{i}", "/status/500", "/img/f{i}"]
+        lines = [f"n0000000{i % 4}_{i}\t{server.url(kinds[i % 6].format(i=i), HOSTS[i % 6])}" for i in range(60)]
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(line + "\n" for line in lines))
+        options = dict(shards=8, per_host=2, deadline=10.0, concurrency=8, decode_workers=1, progress=False)
+        killed: list[float] = []
+        watcher = _kill_when(lambda: _recorded(tmp_path / "ray") >= 8, workers[0], ray_cluster, killed)
+        remote = download(urls, tmp_path / "ray", engine="ray", **options)
+        watcher.join(30)
+        local = download(urls, tmp_path / "local", **options)
+    finally:
+        server.close()
+    assert killed, "the node was not killed"
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "ray" / ".goz" / "stats").glob("shard-*.json")]
+    assert len({s["node"] for s in stats}) >= 2, stats  # the shards ran on more than one node
+    assert _outcomes(tmp_path / "ray") == _outcomes(tmp_path / "local") and len(_outcomes(tmp_path / "local")) == 60
+    assert remote.outcomes == local.outcomes == {"ok": 40, "http_error": 20}
+    ray_files = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").glob("n*/*"))
+    assert ray_files == sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").glob("n*/*"))
+    assert not list((tmp_path / "ray").rglob("*.part"))
+    ray_cluster.add_node(num_cpus=1, resources={"worker_2": 1})  # the next test has three nodes again
+    ray_cluster.wait_for_nodes()
+
+
+def test_extract_spreads_over_nodes_survives_a_lost_node_and_equals_local(cluster, tmp_path):
+    ray_cluster, workers = cluster
+    images = make_tree(tmp_path / "images", {f"n0000000{i}": 6 for i in range(1, 7)})
+    local = extract(images, tmp_path / "local.h5", backbone=tiny_backbone(), progress=False)
+    marks = tmp_path / "nodes"
+    marks.mkdir()
+    recording = tiny_backbone()  # the same model and preprocessing, and a record of the nodes that decoded
+    recording.transform = NodeRecordingTransform(recording.transform, str(marks), delay=0.1)
+    killed: list[float] = []
+    watcher = _kill_when(lambda: sum(1 for _ in marks.iterdir()) >= 2, workers[1], ray_cluster, killed)
+    try:
+        extract(images, tmp_path / "ray.h5", backbone=recording, engine="ray", batch_size=2, progress=False)
+    except GozError:
+        pass  # the run may end on the lost node; the rerun below resumes it
+    watcher.join(30)
+    assert killed, "the node was not killed"
+    nodes = {p.name.split("-")[0] for p in marks.iterdir()}
+    assert len(nodes) >= 2, nodes  # decoding ran on more than one node
+    extract(images, tmp_path / "ray.h5", backbone=recording, engine="ray", batch_size=2, progress=False)
+    with FeatureStore(tmp_path / "local.h5") as expected, FeatureStore(tmp_path / "ray.h5") as actual:
+        assert actual.classes == expected.classes and len(expected.classes) == 6 and not local.skipped
+        for wnid in expected.classes:
+            np.testing.assert_array_equal(actual.ids(wnid), expected.ids(wnid))
+            np.testing.assert_allclose(actual.features(wnid), expected.features(wnid), rtol=1e-5, atol=1e-6)
