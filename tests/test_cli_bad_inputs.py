@@ -295,9 +295,9 @@ def _spawned_children(pid: int) -> list[int]:
 
 
 def test_killed_shard_process_ends_in_a_goz_error(tmp_path):
-    server = FaultServer()
+    server = FaultServer(hosts=("127.0.0.1", "127.0.0.2"))  # two hosts: two shards (a host stays in one)
     urls = tmp_path / "urls.txt"
-    urls.write_text("".join(f"n00000001_{i}\t{server.url(f'/drip/{i}')}\n" for i in range(8)))
+    urls.write_text("".join(f"n00000001_{i}\t{server.url(f'/drip/{i}', f'127.0.0.{i % 2 + 1}')}\n" for i in range(8)))
     process = subprocess.Popen(
         [sys.executable, "-m", "goz", "download", str(urls), str(tmp_path / "out"), "--processes", "2",
          "--shards", "2", "--deadline", "30", "--decode-workers", "1", "--quiet"],

@@ -1,6 +1,6 @@
 """Planning a job: the URL list read once, in a stream, into on-disk shard lists.
 
-Every URL of a host goes to the same shard (crc32 of the host name), so the per-host limit and
+Every URL of a host goes to the same shard (a hash of the host name), so the per-host limit and
 the pauses after 429/503, which a shard keeps for its hosts, hold for the whole run however many
 processes or Ray nodes run the shards. Memory stays flat: entries go to disk in batches; what
 grows is 8 bytes per distinct key (the duplicate check) and a counter per host and per class.
@@ -11,11 +11,11 @@ shard count at the first run (a host must stay in its shard across reruns).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
 import sqlite3
-import zlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,9 +64,14 @@ def host_of(url: str) -> str:
     return netloc.partition(":")[0].lower()
 
 
+def host_hash(host: str) -> int:
+    # blake2b, not hash() (every process and rerun must agree) nor crc32 (similar names such as
+    # farm1..farm9.static.flickr.com would share their low bits, and so their shard).
+    return int.from_bytes(hashlib.blake2b(host.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
 def shard_of_host(host: str, shards: int) -> int:
-    # crc32, not hash(): every process and every rerun must put a host in the same shard.
-    return zlib.crc32(host.encode("utf-8", "surrogatepass")) % shards
+    return host_hash(host) % shards
 
 
 def plan_job(urls: str | Path, out: str | Path, *, classes: list[str] | set[str] | None = None,
@@ -146,9 +151,13 @@ class _ShardLists:
         self.folder, self.shards = folder, shards
         self.buffers: defaultdict[int, list[str]] = defaultdict(list)
         self.buffered = 0
+        self.shard_of: dict[str, int] = {}
 
     def add(self, host: str, entry: ListEntry) -> None:
-        self._add(shard_of_host(host, self.shards), f"{entry.key}\t{entry.url}\n")
+        shard = self.shard_of.get(host)
+        if shard is None:  # one hash per host, not per line (as many entries as the host counter)
+            shard = self.shard_of[host] = shard_of_host(host, self.shards)
+        self._add(shard, f"{entry.key}\t{entry.url}\n")
 
     def _add(self, shard: int, line: str) -> None:
         self.buffers[shard].append(line)
@@ -157,7 +166,7 @@ class _ShardLists:
             self.close()
 
     def deal(self, spill: Path) -> None:
-        """Deals the spilled `<crc32 of host><TAB><key><TAB><url>` lines to the shards."""
+        """Deals the spilled `<host hash><TAB><key><TAB><url>` lines to the shards."""
         with open(spill, encoding="utf-8", newline="\n") as handle:
             for line in handle:
                 crc, _, rest = line.partition("\t")
@@ -175,10 +184,14 @@ class _ShardLists:
 
 class _Spill:
     def __init__(self, path: Path):
-        self.handle = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20)
+        self.handle = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20)  # noqa: SIM115 (closed by close)
+        self.hash_of: dict[str, int] = {}
 
     def add(self, host: str, entry: ListEntry) -> None:
-        self.handle.write(f"{zlib.crc32(host.encode('utf-8', 'surrogatepass'))}\t{entry.key}\t{entry.url}\n")
+        value = self.hash_of.get(host)
+        if value is None:
+            value = self.hash_of[host] = host_hash(host)
+        self.handle.write(f"{value}\t{entry.key}\t{entry.url}\n")
 
     def close(self) -> None:
         self.handle.close()
