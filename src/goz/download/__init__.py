@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from goz import splits
 from goz.download.client import FetchOptions
 from goz.download.engines import ENGINES, Progress, run_jobs, sweep_placeholders
 from goz.download.manifest import OUTCOMES, Manifest, shard_manifests
@@ -93,7 +92,7 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
     fetch_options = FetchOptions(concurrency=concurrency, per_host=per_host, deadline=deadline,
                                  max_bytes=max_bytes, max_redirects=max_redirects, max_attempts=max_attempts)
     limits = ValidationLimits(min_side=min_side, max_pixels=max_pixels, resize_shorter_side=resize)
-    wnids = splits.load(classes) if isinstance(classes, (str, Path)) else classes
+    wnids = _load_classes(classes)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GozError(f"output folder {out} is an existing file, not a folder")
@@ -125,6 +124,12 @@ def download(urls: str | Path, out: str | Path, *, classes: str | Path | list[st
                       seconds=seconds, suspected_placeholders=suspects, shards=len(jobs), hosts=plan.hosts)
     write_text_atomic(out / ".goz" / "stats" / "summary.json", json.dumps(summary.as_dict(), indent=1))
     return summary
+
+
+def _load_classes(classes: str | Path | list[str] | None) -> list[str] | None:
+    # Imported here: goz.splits pulls in matplotlib, and every shard and validation process imports this package.
+    from goz import splits
+    return splits.load(classes) if isinstance(classes, (str, Path)) else classes
 
 
 def _stored_format(out: Path) -> str:
@@ -193,7 +198,7 @@ def report(out: str | Path, *, target: int = 100, classes: str | Path | list[str
         raise GozError(f"{out} is not a download folder")
     if target < 0:
         raise GozError(f"target must be at least 0 images per class, got {target}")
-    wnids = splits.load(classes) if isinstance(classes, (str, Path)) else classes
+    wnids = _load_classes(classes)
     if wnids is None and _stored_format(out) == "webdataset":
         wnids = sorted({r.wnid for path in shard_manifests(out) for r in Manifest(path).records()})
     if wnids is None:
