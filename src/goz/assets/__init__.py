@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from goz import splits
 from goz.assets.http import FileCheck, PageHandler, fetch_file, install_file
-from goz.errors import FetchError, StoreError
+from goz.errors import FetchError, GozError, StoreError
 from goz.home import data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
 from goz.store import FeatureStore, check_wnid
@@ -351,6 +351,31 @@ def _install_url_list(source: Path, listing: Path) -> Path:
     return install_file(source, listing, check=check_url_list)
 
 
+# -- the original benchmark's class vectors and graph classifiers -------------------------------------------
+
+def _obtain_published(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+    """The four published pickles (checked by git blob id) into published/original/, then converted."""
+    from goz.assets import published  # deferred: pandas is optional and only this asset needs it
+    folder = home / published.PUBLISHED_FOLDER
+    tables = list(published.PUBLISHED_TABLES.values())
+    files = tuple(
+        RemoteFile(table.url, f"{published.PUBLISHED_FOLDER}/original/{table.name}",
+                   check=lambda path, blob=table.git_blob_id: published.check_blob_id(path, blob), page=refuse_page,
+                   source_names=(table.repository_path,))  # `--from` a clone of the GOZ repository works too
+        for table in tables)
+    published._pandas_compat_unpickler()  # pandas missing: say so before downloading anything
+    originals = _obtain_files("published", files, home, source, force)
+    by_path = {home / remote.relative_path: table for remote, table in zip(files, tables)}
+    converted = []
+    for original in originals:
+        table = by_path[original]
+        try:
+            converted.append(published.convert(table, original, folder / f"{table.name}.h5"))
+        except GozError as error:
+            raise FetchError(f"{error}; nothing was converted from it") from None
+    return converted
+
+
 # -- the table -----------------------------------------------------------------------------------------------
 
 ASSETS: dict[str, FetchableAsset] = {
@@ -358,5 +383,7 @@ ASSETS: dict[str, FetchableAsset] = {
     "splits": FetchableAsset("built-in splits (goz_v1, ilsvrc2012), checked by sha256", _obtain_splits),
     **{name: _glove_asset(name) for name in GLOVE_MEMBERS},
     "imagenet-urls": FetchableAsset("ImageNet fall-2011 image URL list (fall11_urls.txt)", _obtain_imagenet_urls),
+    "published": FetchableAsset("the original benchmark's class vectors (glove) and graph classifiers "
+                                "(gcn_6, gcn_2, adgpm), checked by git blob id, converted", _obtain_published),
 }
 ASSETS["glove"] = ASSETS["glove.6B"]

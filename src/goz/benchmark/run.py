@@ -65,6 +65,8 @@ class _Classes:
     unseen: list[str]
     seen_dropped: list[str]
     unseen_dropped: list[str]
+    seen_split: list[str]    # every class of the splits, for models that need no class vector
+    unseen_split: list[str]
 
 
 def result_paths(out: str | Path, model: str, setting: str) -> tuple[Path, Path]:
@@ -195,7 +197,7 @@ def _classes_with_vectors(table: SemanticsTable, seen: list[str], unseen: list[s
     if overlap:
         raise GozError(f"{len(overlap)} classes are both seen and unseen, e.g. {sorted(overlap)[0]}")
     return _Classes(seen_kept, unseen_kept, [w for w in seen if w not in set(seen_kept)],
-                    [w for w in unseen if w not in set(unseen_kept)])
+                    [w for w in unseen if w not in set(unseen_kept)], list(seen), list(unseen))
 
 
 def _create(name: str, hyperparameters: Mapping, seed: int, device: str, progress: bool) -> ZSLModel:
@@ -260,6 +262,10 @@ def _seed_everything(seed: int) -> None:
 
 def _evaluate_and_save(model: ZSLModel, name: str, setting: str, classes: _Classes, test_store: FeatureStore,
                        out: Path, context: dict, progress: bool) -> dict:
+    if not model.needs_class_vectors:  # e.g. published classifier tables: every class of the splits is scored
+        classes = _Classes(classes.seen_split, classes.unseen_split, [], [], classes.seen_split, classes.unseen_split)
+        context = context | {"n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
+                             "n_seen_dropped": 0, "n_unseen_dropped": 0, "seen_dropped": [], "unseen_dropped": []}
     candidates = classes.unseen + (classes.seen if setting == "gzsl" else [])
     counts = test_store.counts(candidates)
     n_samples = sum(counts.values())

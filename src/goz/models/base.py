@@ -42,6 +42,8 @@ class ZSLModel:
     aliases: ClassVar[tuple[str, ...]] = ()        # set by `register_model`
     display_order: ClassVar[int] = 100             # tables list models by this, then by name
     uses_graph: ClassVar[bool] = False             # needs the class graph (`TrainingData.graph`)
+    needs_class_vectors: ClassVar[bool] = True     # False: scores a candidate without a class vector
+    in_demo: ClassVar[bool] = True                 # False: needs real files the synthetic demo lacks
     demo_hyperparameters: ClassVar[dict] = {}      # budgets cut for a CPU demo on the synthetic benchmark
     test_hyperparameters: ClassVar[dict] = {}      # small but real settings for the model contract tests
 
