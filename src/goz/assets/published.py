@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from goz.errors import FetchError, GozError
-from goz.home import CHUNK_BYTES
+from goz.home import CHUNK_BYTES, data_home
 from goz.names import WNID_PATTERN
 from goz.splits.registry import GOZ_REPOSITORY
 
@@ -56,6 +56,11 @@ PUBLISHED_TABLES: dict[str, PublishedTable] = {table.name: table for table in (
     PublishedTable("gcn_2", "data/models/gcn_2", "5bc7e9c17a606e0d3f42bb1e26937f02d4d5d4fd", "classifiers"),
     PublishedTable("adgpm", "data/models/adgpm", "b2383b6236cd098dbb840c58a98c91737c15309e", "classifiers"),
 )}
+
+
+def published_table_path(name: str) -> Path:
+    """Where `goz fetch published` puts the converted table `name` (glove, gcn_6, gcn_2, adgpm)."""
+    return data_home() / PUBLISHED_FOLDER / f"{name}.h5"
 
 
 def git_blob_id(path: str | Path) -> str:

@@ -17,7 +17,9 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--settings", default="zsl,gzsl", help="comma-separated: zsl, gzsl")
     bench.add_argument("--train", help="training feature store (default: the fetched one under GOZ_HOME)")
     bench.add_argument("--test", help="test feature store (default: the fetched one under GOZ_HOME)")
-    bench.add_argument("--semantics", required=True, help="class semantics table (.h5 or .npz, from `goz embed`)")
+    bench.add_argument("--semantics", required=True,
+                       help="class semantics table (.h5 or .npz, from `goz embed`), or `published`: the original "
+                            "benchmark's class vectors installed by `goz fetch published`")
     bench.add_argument("--seen", default="ilsvrc2012", help="seen classes: built-in split name or split file")
     bench.add_argument("--unseen", default="goz_v1", help="unseen classes: built-in split name or split file")
     bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
@@ -57,12 +59,18 @@ def run(args) -> int:
         run_bench,
     )
 
+    semantics = args.semantics
+    if semantics == "published":
+        from goz.assets.published import published_table_path
+        semantics = published_table_path("glove")
+        if not semantics.is_file():
+            raise GozError(f"--semantics published: {semantics} is not installed; run `goz fetch published`")
     results = run_bench(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         settings=[s.strip() for s in args.settings.split(",") if s.strip()],
         train=args.train or default_store("train_features.h5"),
         test=args.test or default_store("test_features.h5"),
-        semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
+        semantics=semantics, seen=args.seen, unseen=args.unseen, out=args.out,
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,

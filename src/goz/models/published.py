@@ -15,19 +15,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from goz.assets.published import published_table_path
 from goz.errors import GozError
-from goz.home import data_home
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.classifier_table import ClassifierTable
 from goz.models.classifier_table import load as load_classifier_table
-
-PUBLISHED_FOLDER = "published"  # under GOZ_HOME, where `goz fetch published` installs the converted tables
-
-
-def published_table_path(name: str) -> str:
-    """Where `goz fetch published` puts the converted table `name` (gcn_6, gcn_2, adgpm, glove)."""
-    return str(data_home() / PUBLISHED_FOLDER / f"{name}.h5")
 
 
 class PublishedClassifiers(ZSLModel):
@@ -47,7 +40,7 @@ class PublishedClassifiers(ZSLModel):
         return True  # nothing is learned: the cheapest training input
 
     def fit(self, data: TrainingData) -> PublishedClassifiers:
-        path = self.table or published_table_path(self.table_name)
+        path = str(self.table or published_table_path(self.table_name))
         try:
             self.table_: ClassifierTable = load_classifier_table(path)
         except GozError as error:
