@@ -112,8 +112,13 @@ def _install_copies(name: str, files: tuple[RemoteFile, ...], source: Path, home
         missing = [f.relative_path for f in files if f not in {m[0] for m in matched}]
         if missing:
             log.warning("--from %s: not found there, not installed: %s", source, ", ".join(missing))
-    return [install_file(path, home / remote.relative_path, remote.sha256, check=remote.check)
-            for remote, path in matched]
+    for remote, path in matched:  # every copy checked before any is installed: one refused installs none
+        if remote.check is not None:
+            try:
+                remote.check(path)
+            except GozError as error:
+                raise FetchError(f"{path} was not installed: {error}; nothing was installed") from None
+    return [install_file(path, home / remote.relative_path, remote.sha256) for remote, path in matched]
 
 
 def _candidate_names(remote: RemoteFile) -> tuple[str, ...]:
@@ -197,6 +202,13 @@ def check_feature_layout(path: Path, *, check_values: bool = False) -> None:
     """The GOZ HDF5 layout: images/ and idx/ groups, every class a wnid with matching (N, D) and (N,)."""
     try:
         with FeatureStore(path) as store:
+            if store.is_synthetic:
+                raise StoreError(f"{path} is SYNTHETIC demo data (written by goz.synthetic: attribute data = "
+                                 f"synthetic), not the published GOZ features; give the real files")
+            links = store.links()
+            if links:
+                raise StoreError(f"{path}: {len(links)} groups or datasets are HDF5 soft or external links "
+                                 f"(e.g. {links[0]}): the values are not in this file")
             if not store.classes:
                 raise StoreError(f"{path}: the store holds no class")
             for wnid in store.classes:

@@ -84,11 +84,14 @@ def _table_body(results: dict, synthetic_note: bool = True) -> str:
 
 
 def build_table(directory: str | Path) -> str:
-    """Writes `table.csv` and `table.md` in `directory`; returns the Markdown (title, table, note)."""
+    """Writes `table.csv` and `table.md` in `directory`; returns the Markdown (title, table, note).
+    Results of synthetic data are labelled in both (`table.csv`: a first line `# SYNTHETIC DATA: ...`)."""
     directory = Path(directory)
     results = load_results(directory)
     markdown = f"## {_title(results)}\n\n{_table_body(results)}"
     buffer = io.StringIO()
+    if _is_synthetic(results):  # a comment line: csv readers skip it with comment="#"
+        buffer.write(f"# {SYNTHETIC_NOTE}\n")
     header, rows = _table_rows(results)
     csv.writer(buffer, lineterminator="\n").writerows([header] + rows)
     write_text_atomic(directory / "table.csv", buffer.getvalue())

@@ -81,7 +81,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
               seed: int = 0, hierarchy: str | Path | Hierarchy | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
               hyperparameters: Mapping[str, Mapping] | None = None, force: bool = False,
-              train_dtype: str | None = None, threads: int | None = None, progress: bool = True) -> list[dict]:
+              train_dtype: str | None = None, threads: int | None = None, allow_links: bool = False,
+              progress: bool = True) -> list[dict]:
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
     `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
@@ -90,7 +91,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     and unseen classes. `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
     in split order. `hyperparameters`: {model: {name: value}}. Pairs whose JSON exists are skipped
     unless `force`. `train_dtype`: "float16"/"float32" (default: float16 above 1 GiB). `threads`:
-    torch CPU threads for this run (default: torch's choice).
+    torch CPU threads for this run (default: torch's choice). A store holding HDF5 soft or external
+    links (values read from elsewhere) is refused unless `allow_links`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -116,7 +118,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
             _run_pending(pending, train=Path(train), test=Path(test), semantics=semantics, seen=seen,
                          unseen=unseen, out=out, per_class=per_class, seed=seed, hierarchy=hierarchy,
                          classifier_weights=classifier_weights, device=device,
-                         hyperparameters=hyperparameters, train_dtype=train_dtype, progress=progress)
+                         hyperparameters=hyperparameters, train_dtype=train_dtype, allow_links=allow_links,
+                         progress=progress)
         finally:
             torch.set_num_threads(previous_threads)
     return [_read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
@@ -124,12 +127,14 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
 
 def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, semantics, seen, unseen, out: Path,
                  per_class, seed, hierarchy, classifier_weights, device, hyperparameters, train_dtype,
-                 progress) -> None:
+                 allow_links, progress) -> None:
     table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
     seen_split, unseen_split = _split(seen), _split(unseen)
     gzsl = any("gzsl" in todo for todo in pending.values())
     out.mkdir(parents=True, exist_ok=True)
     with FeatureStore(train) as train_store, FeatureStore(test) as test_store:
+        for store in (train_store, test_store):
+            _check_links(store, allow_links)
         _require(train_store, seen_split, "seen classes of the split", "training")
         _require(test_store, unseen_split, "unseen classes of the split", "test")
         if gzsl:
@@ -177,6 +182,16 @@ def _split(value) -> list[str]:
     if isinstance(value, (str, Path)):
         return splits.load(value)
     return splits.validate(list(value), "class list")
+
+
+def _check_links(store: FeatureStore, allow_links: bool) -> None:
+    links = store.links()
+    if links and not allow_links:
+        raise StoreError(f"{store.path}: {len(links)} groups or datasets are HDF5 soft or external links, so its "
+                         f"values come from elsewhere, e.g. {links[0]}; copy the data into the store, or pass "
+                         f"--allow-links to use it as it is")
+    if links:
+        log.warning("%s: %d HDF5 links followed (--allow-links), e.g. %s", store.path, len(links), links[0])
 
 
 def _require(store: FeatureStore, wnids: list[str], what: str, role: str) -> None:
@@ -347,7 +362,7 @@ def _describe(value) -> str:
 
 
 def _data_kind(*stores: FeatureStore) -> str:
-    return "synthetic" if any(store.attrs.get("data") == "synthetic" for store in stores) else "real"
+    return "synthetic" if any(store.is_synthetic for store in stores) else "real"
 
 
 def _versions() -> dict:

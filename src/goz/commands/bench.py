@@ -32,6 +32,8 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--force", action="store_true", help="redo (model, setting) pairs already finished")
+    bench.add_argument("--allow-links", action="store_true",
+                       help="accept feature stores whose datasets are HDF5 soft or external links (refused by default)")
     add_quiet_option(bench)
     bench.add_argument("--out", required=True, help="results directory")
     bench.set_defaults(run=run)
@@ -74,6 +76,7 @@ def run(args) -> int:
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
+        allow_links=args.allow_links,
         progress=not args.quiet)
     for result in results:
         gzsl = f"  H top1 {100 * result['h_top1']:.2f}" if result["setting"] == "gzsl" else ""
