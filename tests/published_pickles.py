@@ -78,7 +78,7 @@ def _range_index(stop: int) -> bytes:
 def old_pandas_pickle(wnids: list[str], values: np.ndarray, *, numpy_core: str = "numpy.core.multiarray",
                       int64_columns: bool = False, manager: str = "pandas.core.internals") -> bytes:
     """A DataFrame(values, index=wnids) as pandas 0.2x pickled it (one float block, BlockManager state 0.14.1)."""
-    n_rows, n_columns = values.shape
+    n_columns = values.shape[1]
     columns = (_index(np.arange(n_columns, dtype=np.int64), numpy_core,
                       cls=("pandas.core.indexes.numeric", "Int64Index")) if int64_columns else _range_index(n_columns))
     index = _index(np.array(wnids, dtype=object), numpy_core)

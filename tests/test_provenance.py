@@ -78,8 +78,8 @@ def test_store_info_check_reports_links(synthetic_benchmark, tmp_path, capsys, k
 def test_bench_refuses_a_linked_store_unless_allowed(synthetic_benchmark, tmp_path, capsys):
     b = synthetic_benchmark
     linked = linked_copy(b.train, tmp_path / "linked.h5")
-    common = dict(models=["eszsl"], settings=["zsl"], test=b.test, semantics=b.semantics, seen=b.seen, unseen=b.unseen,
-                  threads=1, progress=False)
+    common = {"models": ["eszsl"], "settings": ["zsl"], "test": b.test, "semantics": b.semantics, "seen": b.seen,
+              "unseen": b.unseen, "threads": 1, "progress": False}
     with pytest.raises(StoreError, match="linked.h5: .* links, so its values come from elsewhere.*--allow-links"):
         run_bench(train=linked, out=tmp_path / "refused", **common)
     assert not (tmp_path / "refused" / "eszsl_zsl.json").exists()

@@ -8,7 +8,11 @@ import sys
 import numpy as np
 import pytest
 from local_http import LocalServer
-from published_pickles import current_pandas_pickle, malicious_pickles, old_pandas_pickle
+from published_pickles import (
+    current_pandas_pickle,
+    malicious_pickles,
+    old_pandas_pickle,
+)
 
 from goz import assets, cli
 from goz import semantics as semantics_io

@@ -27,7 +27,7 @@ def test_classifier_table_round_trip_and_missing_rows(tmp_path):
         np.testing.assert_array_equal(again.weights, table.weights)
         np.testing.assert_array_equal(again.bias, table.bias)
     assert load_table(tmp_path / "t.h5").attrs == {"source": "x"}
-    weights, bias = table.rows(["n00000002", "n00000001"])
+    _, bias = table.rows(["n00000002", "n00000001"])
     np.testing.assert_array_equal(bias, [-1.0, 0.5])
     with pytest.raises(GozError, match="no classifier for 1 of the 2 classes asked for: n00000009"):
         table.rows(["n00000001", "n00000009"])

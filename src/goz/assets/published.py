@@ -20,7 +20,6 @@ import hashlib
 import importlib
 import io
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
