@@ -85,7 +85,7 @@ def test_bench_refuses_a_linked_store_unless_allowed(synthetic_benchmark, tmp_pa
     assert not (tmp_path / "refused" / "eszsl_zsl.json").exists()
     (allowed,) = run_bench(train=linked, out=tmp_path / "allowed", allow_links=True, **common)
     (direct,) = run_bench(train=b.train, out=tmp_path / "direct", **common)
-    assert allowed["top1"] == direct["top1"]
+    assert allowed["metrics"]["top1"] == direct["metrics"]["top1"]
     argv = ["bench", "--models", "eszsl", "--settings", "zsl", "--train", str(linked), "--test", str(b.test),
             "--semantics", str(b.semantics), "--seen", str(b.seen), "--unseen", str(b.unseen), "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "cli")]) == 2

@@ -80,12 +80,27 @@ def test_bench_scores_every_candidate_without_a_class_vector(synthetic_benchmark
     by_pair = {(r["model"], r["setting"]): r for r in results}
     for name in PUBLISHED:
         zsl, gzsl = by_pair[(name, "zsl")], by_pair[(name, "gzsl")]
-        assert zsl["n_candidates"] == len(unseen) and gzsl["n_candidates"] == len(unseen) + len(seen)
-        assert zsl["n_unseen_dropped"] == gzsl["n_seen_dropped"] == 0 and zsl["param_bias"] is False
-        assert zsl["top1"] > 5 / len(unseen)
-    assert by_pair[("eszsl", "zsl")]["n_candidates"] == len(unseen) - 1  # linear models still drop them
+        assert zsl["classes"]["n_candidates"] == len(unseen)
+        assert gzsl["classes"]["n_candidates"] == len(unseen) + len(seen)
+        assert zsl["classes"]["n_unseen_dropped"] == gzsl["classes"]["n_seen_dropped"] == 0
+        assert zsl["parameters"]["bias"] is False and len(zsl["fingerprints"]["classifier_table"]) == 64
+        assert zsl["metrics"]["top1"] > 5 / len(unseen)
+    assert by_pair[("eszsl", "zsl")]["classes"]["n_candidates"] == len(unseen) - 1  # linear models drop them
     with np.load(result_paths(tmp_path / "out", "dgp_published", "gzsl")[1]) as npz:
         assert {seen[0], unseen[0]} <= set(npz["candidates"])
+    # the table's content decides reuse: the same table is reused, another one recomputed
+    rerun = {"settings": ["zsl"], "train": synthetic_benchmark.train, "test": synthetic_benchmark.test,
+             "semantics": partial, "seen": synthetic_benchmark.seen, "unseen": synthetic_benchmark.unseen,
+             "out": tmp_path / "out", "threads": 1, "progress": False}
+    json_path = result_paths(tmp_path / "out", "gcn6_published", "zsl")[0]
+    stamp = json_path.stat().st_mtime_ns
+    (same,) = run_bench(["gcn6_published"], **rerun)
+    assert json_path.stat().st_mtime_ns == stamp and same["fingerprint"] == by_pair[("gcn6_published", "zsl")][
+        "fingerprint"]
+    table = load_table(published_table_path("gcn_6"))
+    ClassifierTable(table.wnids, -table.weights, table.bias).save(published_table_path("gcn_6"))
+    (changed,) = run_bench(["gcn6_published"], **rerun)
+    assert changed["fingerprint"] != same["fingerprint"] and changed["metrics"]["top1"] < same["metrics"]["top1"]
 
 
 def test_bench_cli_with_published_semantics_and_a_missing_candidate(synthetic_benchmark, tmp_path, monkeypatch,
@@ -102,7 +117,7 @@ def test_bench_cli_with_published_semantics_and_a_missing_candidate(synthetic_be
     assert main([*common, "--models", "gcn2_published,eszsl", "--semantics", "published",
                  "--out", str(tmp_path / "b")]) == 0
     result = json.loads((tmp_path / "b" / "sgcn_published_zsl.json").read_text())
-    assert result["semantics"] == str(tmp_path / "home" / "published" / "glove.h5")
+    assert result["inputs"]["semantics"] == str(tmp_path / "home" / "published" / "glove.h5")
     capsys.readouterr()
     unseen = splits.load(b.unseen)
     table = load_table(tmp_path / "home" / "published" / "adgpm.h5")

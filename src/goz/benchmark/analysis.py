@@ -9,7 +9,6 @@ seen classes; a split on which that baseline does well is structurally biased.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from goz.benchmark.results import JSON_SUFFIX, PREDICTIONS_SUFFIX, predictions_files, read_result
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
@@ -30,7 +30,6 @@ from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_SUFFIX = ".predictions.npz"
 
 
 # -- error structure ------------------------------------------------------------------------------
@@ -99,17 +98,15 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     accuracy against hop distance to `seen` (when given), image count (when `counts` is given) and
     lemma usage count. Writes `errors.md`, `errors.png` and `factors_<model>_<setting>.png` to `out`."""
     results = Path(results)
-    files = sorted(results.glob(f"*{PREDICTIONS_SUFFIX}"))
+    files = predictions_files(results)
     if not files:
         raise GozError(f"{results}: no *{PREDICTIONS_SUFFIX} files (write them with `goz bench`)")
     classify = ErrorClassifier(hierarchy, max_hops)
     seen_set = set(seen)
     seen_distance = hierarchy.hop_distances([w for w in seen if w in hierarchy]) if seen else None
     runs = []
-    synthetic = any(_results_are_synthetic(path) for path in files)
-    for path in files:
-        stem = path.name.removesuffix(PREDICTIONS_SUFFIX)
-        model, _, setting = stem.rpartition("_") if "_" in stem else (stem, "", "")
+    synthetic = any(_results_are_synthetic(path) for _, _, path in files)
+    for model, setting, path in files:
         truth, predicted = read_top1(path, hierarchy)
         pair_counts = Counter(zip(truth, predicted))
         categories: Counter[str] = Counter()
@@ -136,12 +133,8 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
 
 def _results_are_synthetic(predictions: Path) -> bool:
     """Whether the results JSON beside a predictions file says its data was synthetic."""
-    try:
-        result = json.loads(predictions.with_name(predictions.name.removesuffix(PREDICTIONS_SUFFIX) + ".json")
-                            .read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(result, dict) and result.get("data") == "synthetic"
+    result = read_result(predictions.with_name(predictions.name.removesuffix(PREDICTIONS_SUFFIX) + JSON_SUFFIX))
+    return result is not None and result.get("data") == "synthetic"
 
 
 def _synthetic_title(synthetic: bool) -> str:

@@ -64,6 +64,11 @@ class ZSLModel:
         """(n_samples, len(candidates)) compatibility scores; higher means more likely."""
         raise NotImplementedError
 
+    def input_fingerprints(self) -> dict[str, str]:
+        """Fingerprints of the files the model reads itself (not through `TrainingData`), so that a
+        result is reused only when they are unchanged; most models read none."""
+        return {}
+
     def get_params(self) -> dict:
         """Hyper-parameters (the __init__ arguments), recorded in every result JSON."""
         return {key: value for key, value in vars(self).items()

@@ -11,12 +11,14 @@ candidate with a row in the table is scored; a candidate without one is an error
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from goz.assets.published import published_table_path
 from goz.errors import GozError
+from goz.home import sha256_of
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.classifier_table import ClassifierTable
@@ -39,8 +41,15 @@ class PublishedClassifiers(ZSLModel):
     def fits_on_class_means(self) -> bool:
         return True  # nothing is learned: the cheapest training input
 
+    def _path(self) -> str:
+        return str(self.table or published_table_path(self.table_name))
+
+    def input_fingerprints(self) -> dict[str, str]:
+        path = Path(self._path())
+        return {"classifier_table": sha256_of(path) if path.is_file() else "missing"}
+
     def fit(self, data: TrainingData) -> PublishedClassifiers:
-        path = str(self.table or published_table_path(self.table_name))
+        path = self._path()
         try:
             self.table_: ClassifierTable = load_classifier_table(path)
         except GozError as error:
