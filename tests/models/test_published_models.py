@@ -101,6 +101,7 @@ def test_bench_scores_every_candidate_without_a_class_vector(synthetic_benchmark
     ClassifierTable(table.wnids, -table.weights, table.bias).save(published_table_path("gcn_6"))
     (changed,) = run_bench(["gcn6_published"], **rerun)
     assert changed["fingerprint"] != same["fingerprint"] and changed["metrics"]["top1"] < same["metrics"]["top1"]
+    assert changed["classes"]["n_train_samples"] == 0 < same["classes"]["n_train_samples"]  # alone: no reading
 
 
 def test_bench_cli_with_published_semantics_and_a_missing_candidate(synthetic_benchmark, tmp_path, monkeypatch,

@@ -212,8 +212,12 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
     load_start = time.perf_counter()
     # Every seen class is trained on: linear models drop those without a vector themselves, graph
     # models keep them as regression targets (zero input), as the original's graph models did.
-    features, labels, means = _read_training(inputs.train_store, seen_split, per_class, needs_samples, train_dtype,
-                                             progress)
+    if any(built[name].needs_training_features for name in pending):
+        features, labels, means = _read_training(inputs.train_store, seen_split, per_class, needs_samples,
+                                                 train_dtype, progress)
+    else:  # nothing to learn (e.g. published classifier tables): the training store is not read
+        features, labels = None, np.zeros(0, dtype=np.int64)
+        means = np.zeros((len(seen_split), inputs.train_store.dim), dtype=np.float64)
     load_seconds = time.perf_counter() - load_start
     counts = {
         "n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),

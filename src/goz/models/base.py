@@ -44,6 +44,7 @@ class ZSLModel:
     uses_graph: ClassVar[bool] = False             # needs the class graph (`TrainingData.graph`)
     needs_class_vectors: ClassVar[bool] = True     # False: scores a candidate without a class vector
     in_demo: ClassVar[bool] = True                 # False: needs real files the synthetic demo lacks
+    needs_training_features: ClassVar[bool] = True  # False: learns nothing, `goz bench` skips reading them
     demo_hyperparameters: ClassVar[dict] = {}      # budgets cut for a CPU demo on the synthetic benchmark
     test_hyperparameters: ClassVar[dict] = {}      # small but real settings for the model contract tests
 

@@ -31,6 +31,7 @@ class PublishedClassifiers(ZSLModel):
     table_name: ClassVar[str] = ""  # the published table's name in the GOZ repository
     needs_class_vectors = False
     in_demo = False  # the synthetic demo has no published table
+    needs_training_features = False
 
     def __init__(self, table: str | None = None, bias: bool = False, **common):
         super().__init__(**common)
