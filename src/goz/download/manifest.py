@@ -4,7 +4,8 @@ Rows are committed in small batches; a file is renamed into place before its row
 after a kill a file may exist without a row: the next run adopts it instead of fetching it again.
 
 Table `validations` tracks images whose validation process died: a row is committed (in_flight
-= 1) before an image is handed to a validation process and deleted when its verdict comes back;
+= 1) before an image is handed to a validation process and deleted, with the next batch of rows,
+when its verdict comes back;
 when the process dies, the images it held get `crashes + 1`. An image crashed twice is recorded
 as `decoder_crash` instead of killing the run again.
 """
@@ -79,6 +80,7 @@ class Manifest:
             raise GozError(f"download manifest {self.path} is damaged ({error}): move it aside and rerun "
                            f"(the URLs it recorded are fetched again)") from None
         self._pending: list[Record] = []
+        self._ended: list[str] = []  # keys whose validation came back, their markers not yet deleted
         self._batch_rows, self._batch_seconds = batch_rows, batch_seconds
         self._last_flush = time.monotonic()
 
@@ -117,15 +119,17 @@ class Manifest:
         self.flush()
 
     def flush(self) -> None:
-        if self._pending:
+        if self._pending or self._ended:
             placeholders = ", ".join("?" * len(COLUMNS))
             updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("key", "attempts"))
-            with self._connection:
+            with self._connection:  # one transaction: the rows and the end of their validations
                 self._connection.executemany(
                     f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
                     f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = items.attempts + excluded.attempts",
                     [tuple(getattr(r, c) for c in COLUMNS) for r in self._pending])
+                self._connection.executemany("DELETE FROM validations WHERE key = ?", [(k,) for k in self._ended])
             self._pending.clear()
+            self._ended.clear()
         self._last_flush = time.monotonic()
 
     def mark(self, key: str, outcome: str, error: str, path: str | None) -> None:
@@ -148,13 +152,15 @@ class Manifest:
                                      "ON CONFLICT(key) DO UPDATE SET in_flight = 1", (key,))
 
     def validation_ended(self, key: str) -> None:
-        """Its verdict came back: the image did not kill its process (earlier crashes are forgotten)."""
-        with self._connection:
-            self._connection.execute("DELETE FROM validations WHERE key = ?", (key,))
+        """Its verdict came back: the image did not kill its process (earlier crashes are forgotten).
+        Committed with the next batch of rows (one transaction less per image; a marker left by a kill
+        in between only adds a crash to an image already recorded)."""
+        self._ended.append(key)
 
     def count_crashes(self, keys: Iterable[str]) -> dict[str, int]:
         """The validation process holding `keys` died: commits crashes + 1 for each; returns the new counts."""
         keys = list(keys)
+        self.flush()
         with self._connection:
             self._connection.executemany("INSERT INTO validations (key, crashes) VALUES (?, 1) ON CONFLICT(key) "
                                          "DO UPDATE SET crashes = crashes + 1, in_flight = 0", [(k,) for k in keys])
@@ -162,10 +168,12 @@ class Manifest:
 
     def interrupted_validations(self) -> list[str]:
         """Keys still marked in flight: the run validating them died without learning their verdict."""
+        self.flush()
         return [key for (key,) in self._connection.execute("SELECT key FROM validations WHERE in_flight = 1")]
 
     def crash_counts(self) -> dict[str, int]:
         """{key: times a validation process died with it in flight}, for the keys that ever crashed one."""
+        self.flush()
         return dict(self._connection.execute("SELECT key, crashes FROM validations WHERE crashes > 0").fetchall())
 
 
