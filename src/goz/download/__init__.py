@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -165,11 +167,12 @@ def _job_state(plan: Plan) -> tuple[dict[str, int], dict[str, int]]:
         if not count or not manifest.exists():
             continue
         keys = {e.key for e in read_shard_list(plan.list_path(index))}
-        with Manifest(manifest) as opened:
-            for record in opened.records():
-                if record.key in keys:
-                    outcomes[record.outcome] += 1
-                    ok_per_class[record.wnid] += record.outcome == "ok"
+        # A cursor, not Manifest.records(): a shard holding one big host can have a million rows.
+        with closing(sqlite3.connect(f"file:{manifest}?mode=ro", uri=True, timeout=60)) as connection:
+            for key, wnid, outcome in connection.execute("SELECT key, wnid, outcome FROM items"):
+                if key in keys:
+                    outcomes[outcome] += 1
+                    ok_per_class[wnid] += outcome == "ok"
     return {o: outcomes[o] for o in OUTCOMES if outcomes[o]}, dict(sorted(ok_per_class.items()))
 
 
@@ -200,7 +203,11 @@ def report(out: str | Path, *, target: int = 100, classes: str | Path | list[str
         raise GozError(f"target must be at least 0 images per class, got {target}")
     wnids = _load_classes(classes)
     if wnids is None and _stored_format(out) == "webdataset":
-        wnids = sorted({r.wnid for path in shard_manifests(out) for r in Manifest(path).records()})
+        wnids = set()
+        for path in shard_manifests(out):
+            with Manifest(path) as manifest:
+                wnids.update(r.wnid for r in manifest.records())
+        wnids = sorted(wnids)
     if wnids is None:
         wnids = sorted(p.name for p in out.iterdir() if p.is_dir() and WNID_PATTERN.match(p.name))
     counts = {}

@@ -165,7 +165,7 @@ def _stats_since(path, since: float) -> dict | None:
         stats = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return stats if stats.get("started", 0) >= since - 1 else None
+    return stats if stats.get("status") == "finished" and stats.get("started", 0) >= since - 1 else None
 
 
 def sweep_placeholders(out: str, placeholder_urls: int) -> dict[str, int]:

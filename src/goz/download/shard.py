@@ -100,6 +100,7 @@ def run_shard(job: ShardJob, progress: Callable[[int, str], None] | None = None,
     """Runs one shard to completion; writes its stats JSON. Returns counts for this run:
     processed, ok, bytes, adopted, skipped."""
     started = time.time()
+    write_shard_stats(job, {}, Counter(), started, running=True)  # who runs it (which node), from when
     own_pool = decode_pool is None
     if own_pool:
         decode_pool = new_decode_pool(job.decode_workers)
@@ -114,11 +115,14 @@ def run_shard(job: ShardJob, progress: Callable[[int, str], None] | None = None,
     return counts
 
 
-def write_shard_stats(job: ShardJob, counts: dict[str, int], outcomes: Counter, started: float) -> None:
-    """`OUT/.goz/stats/shard-NNNNN.json`: what this run of the shard did (as img2dataset's `*_stats.json`)."""
-    finished = time.time()
-    stats = {"shard": job.index, **counts, "outcomes": dict(sorted(outcomes.items())),
-             "started": started, "finished": finished, "seconds": round(finished - started, 3),
+def write_shard_stats(job: ShardJob, counts: dict[str, int], outcomes: Counter, started: float,
+                      running: bool = False) -> None:
+    """`OUT/.goz/stats/shard-NNNNN.json`: this run of the shard, `running` when it starts, then what it did
+    (as img2dataset's `*_stats.json`)."""
+    finished = None if running else time.time()
+    stats = {"shard": job.index, "status": "running" if running else "finished", **counts,
+             "outcomes": dict(sorted(outcomes.items())), "started": started, "finished": finished,
+             "seconds": None if running else round(finished - started, 3),
              "host": socket.gethostname(), "pid": os.getpid(), "node": _ray_node()}
     path = job.stats_path
     path.parent.mkdir(parents=True, exist_ok=True)
