@@ -206,3 +206,14 @@ def test_webdataset_format_writes_tars_atomically_and_resumes(hosts_server, tmp_
     assert sorted(out.glob("*.tar")) == tars and not list(out.rglob("*.part"))
     with pytest.raises(Exception, match="--format webdataset"):
         download(urls, out, **(FAST | {"format": "files"}))
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_shows_rate_and_per_outcome_counts_across_shards(hosts_server, tmp_path, capsys, processes):
+    lines = [f"n00000001_{i}\t{hosts_server.url(path, HOSTS[i % 3])}"
+             for i, path in enumerate(["/img/g0", "/img/g1", "/status/404", "/img/g3", "/html/g", "/img/g5"])]
+    download(write_list(tmp_path / "urls.txt", lines), tmp_path / "out", shards=3, processes=processes,
+             **(FAST | {"progress": True}))
+    final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "6/6" in final and "img/s" in final, final
+    assert "ok 4" in final and "http_error 1" in final and "not_image 1" in final, final

@@ -40,6 +40,8 @@ class Progress:
         self._shown = 0.0
 
     def update(self, count: int, outcome: str) -> None:
+        if not count:
+            return
         self.outcomes[outcome] += count
         self.bar.update(count)
         self._show()
@@ -50,10 +52,14 @@ class Progress:
         self.bar.update(max(0, min(self.bar.total, sum(outcomes.values())) - self.bar.n))
         self._show(force=True)
 
+    def finish(self) -> None:
+        self._show(force=True)
+
     def _show(self, force: bool = False) -> None:
         if not self.bar.disable and (force or time.monotonic() - self._shown > 0.5):
             self._shown = time.monotonic()
-            self.bar.set_postfix_str(" ".join(f"{o} {n}" for o, n in self.outcomes.most_common()), refresh=False)
+            counts = " ".join(f"{o} {n}" for o, n in self.outcomes.most_common() if n)
+            self.bar.set_postfix_str(counts, refresh=False)
 
 
 def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: str | None,
@@ -64,6 +70,7 @@ def run_jobs(jobs: list[ShardJob], *, engine: str, processes: int, ray_address: 
         try:
             return [run_shard(job, progress.update, decode_pool) for job in jobs]
         finally:
+            progress.finish()
             decode_pool.shutdown(cancel_futures=True)
     if engine == "local":
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=die_with_parent,
