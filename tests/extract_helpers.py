@@ -40,6 +40,6 @@ class TinyNet(nn.Sequential):
 
 def tiny_backbone() -> Backbone:
     """The documented test hook: a tiny model with ResNet-50's preprocessing, for non-numerical tests."""
-    attrs = {"model": "tiny test model", "weights": "imagenet1k_v1", "weights_source": "test",
+    attrs = {"backbone": "tiny-test", "model": "tiny test model", "weights": "imagenet1k_v1", "weights_source": "test",
              "weights_sha256": "test", "preprocessing": "imagenet1k_v1", "precision": "fp32", "decoder": "Pillow"}
     return Backbone(TinyNet().eval(), ResNet50_Weights.IMAGENET1K_V1.transforms(), attrs, dim=8)
