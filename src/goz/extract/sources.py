@@ -189,6 +189,9 @@ def _tar_members(file: str, label: str, problems: list[tuple[str, str]], fileobj
                     return
                 count += 1
                 yield member.name, base + member.offset_data, member.size
+            if length - tar.offset < 2 * tarfile.BLOCKSIZE:  # a whole tar ends with two zero blocks
+                problems.append((label, f"truncated tar: no end-of-archive marker after {count} members "
+                                        f"(download the archive again)"))
     except tarfile.CompressionError as error:
         problems.append((label, f"not an uncompressed tar ({error}); decompress it (gunzip) to read it by offset"))
     except (tarfile.ReadError, EOFError, OSError) as error:
