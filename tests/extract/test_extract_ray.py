@@ -19,7 +19,7 @@ def local_ray():
     tests = checkout.TESTS
     # Ray's workers import the test's tiny model and this checkout's goz.
     path = f"{tests.parent / 'src'}:{tests}"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # never a cluster of another run
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
     ray.shutdown()
