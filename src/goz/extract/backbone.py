@@ -255,7 +255,7 @@ def _torchvision(name: str, tag: str | None, weights: str | None, weights_file) 
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise GozError(f"{source}: not a torchvision {name} state dict ({str(error).splitlines()[0]})") from None
-    description = (f"torchvision.models.resnet50, fc=Identity, 2048-d global average pooled features"
+    description = ("torchvision.models.resnet50, fc=Identity, 2048-d global average pooled features"
                    if name == "resnet50" else f"torchvision.models.{name}, {head}=Identity, {dim}-d features")
     return model, Preprocessing.of(chosen.transforms()), {
         "backbone": name, "model": description, "weights": weights_name, "weights_source": source,

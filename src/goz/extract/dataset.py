@@ -28,8 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from goz.errors import GozError
-from goz.names import IMAGE_FILE_PATTERN, WNID_PATTERN
+from goz.names import IMAGE_FILE_PATTERN
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 # Pillow's own hard limit (twice MAX_IMAGE_PIXELS): above it an image is refused as a decompression bomb.

@@ -287,15 +287,15 @@ class TarOfTars(ImageSource):
 
 
 def _is_brace_pattern(location: str) -> bool:
-    return "{" in location and "}" in location
+    return ("{" in location and "}" in location) or "::" in location
 
 
 def expand_shards(location: str) -> list[str]:
     """The shard files of a brace pattern, a folder of .tar, or one .tar; GozError when none exists."""
     if _is_brace_pattern(location):
-        from webdataset.tariterators import braceexpand
+        from webdataset.shardlists import expand_urls
 
-        names = list(braceexpand.braceexpand(location))
+        names = expand_urls(location)  # webdataset's own: braces, and `::` between patterns
         present = [name for name in names if os.path.isfile(name)]
         if not present:
             raise GozError(f"{location}: the brace pattern names {len(names)} files, none exists "
