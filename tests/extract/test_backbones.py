@@ -13,6 +13,7 @@ import torchvision
 from PIL import Image
 
 from extract_helpers import make_tree, webdataset_shards
+from goz.cli import main
 from goz.errors import GozError
 from goz.extract import backbone as backbones
 from goz.extract import extract, load_backbone, verify
@@ -89,8 +90,8 @@ def test_timm_backbone_with_timms_preprocessing(tmp_path, images):
     torch.manual_seed(2)
     reference = timm.create_model("efficientnet_lite0", pretrained=False).eval()
     torch.save(reference.state_dict(), tmp_path / "lite0.pth")
-    extract(images, tmp_path / "f.h5", backbone="timm:efficientnet_lite0", weights_file=tmp_path / "lite0.pth",
-            batch_size=8, progress=False)
+    assert main(["extract", str(images), str(tmp_path / "f.h5"), "--backbone", "timm:efficientnet_lite0",
+                 "--weights-file", str(tmp_path / "lite0.pth"), "--batch-size", "8", "--quiet"]) == 0
     features, attrs = _stored(tmp_path / "f.h5")
     assert (attrs["backbone"], attrs["dim"], attrs["weights"]) == ("timm:efficientnet_lite0", 1280, "custom")
     assert attrs["preprocessing"].startswith("Resize(256, bicubic, antialias) CenterCrop(224)")
@@ -99,7 +100,7 @@ def test_timm_backbone_with_timms_preprocessing(tmp_path, images):
         expected = reference.forward_head(reference.forward_features(
             _pixels(images, timm.data.create_transform(**config))), pre_logits=True).numpy()
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
-    assert verify(images, tmp_path / "f.h5", recompute=2).ok
+    assert main(["verify", str(images), str(tmp_path / "f.h5"), "--recompute", "2"]) == 0
 
 
 def test_clip_image_tower_random_and_from_a_local_checkpoint(tmp_path, images):
