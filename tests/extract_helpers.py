@@ -91,3 +91,18 @@ def webdataset_shards(tree: Path, out: Path, per_shard: int = 3, json_only: bool
                 _add_bytes(tar, f"{key}.cls", (str(sorted(p.name for p in tree.iterdir()).index(wnid))
                                                if json_only else wnid).encode())
     return out
+
+
+class _BatchCentered(nn.Module):
+    """Subtracts the batch mean: every feature depends on the whole batch, as numerics may on some hardware."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(0, keepdim=True)
+
+
+def batch_dependent_backbone() -> Backbone:
+    """A tiny backbone whose features change with the batch's other images: resume tests use it to prove
+    that a class's batches never depend on which other classes a run holds."""
+    backbone = tiny_backbone()
+    backbone.model = nn.Sequential(backbone.model, _BatchCentered()).eval()
+    return backbone

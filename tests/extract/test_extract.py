@@ -140,17 +140,19 @@ def test_bad_and_unusual_images(tmp_path):
 
 
 def test_resume_after_kill_equals_clean_run(tmp_path, weights_file):
-    counts = {f"n0000000{i}": 1 for i in range(1, 5)}
+    # Three images a class, batches of two: batches across classes would make a class's numbers depend
+    # on where the run started (the original code's 1.5e-5); batches of one class never do.
+    counts = {f"n0000000{i}": 3 for i in range(1, 5)}
     clean = make_tree(tmp_path / "clean", counts)
-    extract(clean, tmp_path / "clean.h5", weights_file=weights_file, workers=0, progress=False)
+    extract(clean, tmp_path / "clean.h5", weights_file=weights_file, workers=0, batch_size=2, progress=False)
 
-    images = make_tree(tmp_path / "images", {"n00000001": 1})
+    images = make_tree(tmp_path / "images", {"n00000001": 3})
     store = tmp_path / "f.h5"
-    extract(images, store, weights_file=weights_file, workers=0, progress=False)
+    extract(images, store, weights_file=weights_file, workers=0, batch_size=2, progress=False)
     make_tree(tmp_path / "images", counts)  # three new classes (same pixels: same seed)
 
     command = [sys.executable, "-m", "goz", "extract", str(images), str(store), "--weights-file",
-               str(weights_file), "--batch-size", "1", "--workers", "0", "--quiet"]
+               str(weights_file), "--batch-size", "2", "--workers", "0", "--quiet"]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SRC)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "f.h5.parts"
@@ -166,12 +168,12 @@ def test_resume_after_kill_equals_clean_run(tmp_path, weights_file):
         assert before.classes == ["n00000001"]
     for part in parts.glob("*.h5"):
         with FeatureStore(part) as class_part:
-            assert class_part.classes == [part.stem] and class_part.count(part.stem) == 1
+            assert class_part.classes == [part.stem] and class_part.count(part.stem) == 3
     # A kill during a merge or a commit leaves half-written temporary files: they must be ignored.
     store.with_name("f.h5.tmp").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
     (parts / "n00000004.h5.tmp").write_bytes(b"garbage")
 
-    result = extract(images, store, weights_file=weights_file, workers=0, progress=False)
+    result = extract(images, store, weights_file=weights_file, workers=0, batch_size=2, progress=False)
     assert result.already_done == 1 + len(committed)
     assert not parts.exists()
     resumed, reference = _store_contents(store), _store_contents(tmp_path / "clean.h5")
