@@ -19,6 +19,7 @@ from ray.cluster_utils import Cluster
 from download_server import FaultServer
 from extract_helpers import make_tree, tiny_backbone
 from goz.download import download
+from goz.download.plan import shard_of_host
 from goz.extract import extract
 from goz.store import FeatureStore
 from node_recorder import NodeRecordingTransform
@@ -94,24 +95,28 @@ def test_download_spreads_over_nodes_survives_a_lost_node_and_equals_local(clust
     server = FaultServer(delay=0.2, hosts=HOSTS)
     try:
         kinds = ["/img/c{i}", "/img/d{i}", "/status/404", "/img/e{i}", "/status/500", "/img/f{i}"]
-        lines = [f"n0000000{i % 4}_{i}\t{server.url(kinds[i % 6].format(i=i), HOSTS[i % 6])}" for i in range(96)]
+        # Half the URLs on one host: its shard runs longest, so it is still running when the others are done.
+        hosts = [HOSTS[0] if i % 2 == 0 else HOSTS[1 + (i // 2) % 5] for i in range(96)]
+        lines = [f"n0000000{i % 4}_{i}\t{server.url(kinds[i % 6].format(i=i), hosts[i])}" for i in range(96)]
+        long_shard = shard_of_host(HOSTS[0], 8)
         urls = tmp_path / "urls.txt"
         urls.write_text("".join(line + "\n" for line in lines))
         options = dict(shards=8, per_host=2, deadline=10.0, concurrency=8, decode_workers=1, progress=False)
         finished_on, killed_node = set(), []
 
-        def spread_and_one_running() -> bool:  # shards finished on two nodes, and one still running
+        def spread_and_long_shard_running() -> bool:  # shards finished on two nodes, the long one running
             stats = _shard_stats(tmp_path / "ray")
             finished_on.update(s["node"] for s in stats if s["status"] == "finished")
-            return len(finished_on) >= 2 and any(s["status"] == "running" for s in stats)
+            return len(finished_on) >= 2 and any(s["status"] == "running" and s["shard"] == long_shard
+                                                 for s in stats)
 
         def node_of_a_running_shard():
-            running = next(s for s in _shard_stats(tmp_path / "ray") if s["status"] == "running")
+            running = next(s for s in _shard_stats(tmp_path / "ray") if s["shard"] == long_shard)
             killed_node.append(running)
             return next(node for node in ray_cluster.worker_nodes if node.node_id == running["node"])
 
         killed: list[float] = []
-        watcher = _kill_when(spread_and_one_running, node_of_a_running_shard, ray_cluster, killed)
+        watcher = _kill_when(spread_and_long_shard_running, node_of_a_running_shard, ray_cluster, killed)
         remote = download(urls, tmp_path / "ray", engine="ray", **options)
         watcher.join(30)
         local = download(urls, tmp_path / "local", **options)

@@ -132,6 +132,8 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     units = _work_units(collector, batch_size)
+    if not units:  # a resumed run with every class committed (Ray Data refuses an empty dataset)
+        return
     dataset = ray.data.from_items(units, override_num_blocks=len(units))
     pixels = dataset.map_batches(_ray_preprocess, batch_size=1, num_cpus=1, fn_kwargs={
         "transform": backbone.transform, "batch_size": batch_size, "crop_size": backbone.crop_size,
