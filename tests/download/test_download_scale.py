@@ -217,3 +217,16 @@ def test_progress_shows_rate_and_per_outcome_counts_across_shards(hosts_server, 
     final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert "6/6" in final and "img/s" in final, final
     assert "ok 4" in final and "http_error 1" in final and "not_image 1" in final, final
+
+
+def test_goz_extract_reads_the_webdataset_download(hosts_server, tmp_path):
+    from extract_helpers import tiny_backbone
+    from goz.extract import extract
+    from goz.store import FeatureStore
+    lines = [f"n0000000{i % 2 + 1}_{i}\t{hosts_server.url(f'/img/x{i}', HOSTS[i % 3])}" for i in range(6)]
+    out = tmp_path / "out"
+    download(write_list(tmp_path / "urls.txt", lines), out, format="webdataset", images_per_tar=4, shards=2, **FAST)
+    result = extract(out, tmp_path / "f.h5", backbone=tiny_backbone(), progress=False)
+    assert result.source == "webdataset" and result.images == 6 and not result.skipped
+    with FeatureStore(tmp_path / "f.h5") as store:
+        assert {w: store.ids(w).tolist() for w in store.classes} == {"n00000001": [0, 2, 4], "n00000002": [1, 3, 5]}
