@@ -128,6 +128,7 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
     gzsl = any("gzsl" in todo for todo in pending.values())
     out.mkdir(parents=True, exist_ok=True)
     with FeatureStore(train) as train_store, FeatureStore(test) as test_store:
+        _check_same_clip_model(train_store, test_store, table, semantics)
         _require(train_store, seen_split, "seen classes of the split", "training")
         _require(test_store, unseen_split, "unseen classes of the split", "test")
         if gzsl:
@@ -169,6 +170,20 @@ def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, sema
                 _evaluate_and_save(model, name, setting, classes, test_store, out,
                                    context | {"fit_seconds": fit_seconds, "fit_on_class_means": bool(on_means)},
                                    progress)
+
+
+def _check_same_clip_model(train_store: FeatureStore, test_store: FeatureStore, table: SemanticsTable,
+                           semantics) -> None:
+    """A store's `backbone` and a table's `encoder` that are both CLIP models (`clip:...`) must be the same model:
+    image and text embeddings of two CLIP models do not share a space."""
+    encoder = str(table.attrs.get("encoder", ""))
+    for store in (train_store, test_store):
+        backbone = str(store.attrs.get("backbone", ""))
+        if backbone.startswith("clip:") and encoder.startswith("clip:") and backbone != encoder:
+            raise GozError(f"{store.path} holds image embeddings of {backbone} but the semantics table "
+                           f"{_describe(semantics)} holds text embeddings of {encoder}: two CLIP models do not share "
+                           f"an embedding space; embed the classes with `goz embed --encoder {backbone}` or extract "
+                           f"the images with `goz extract --backbone {encoder}`")
 
 
 def _split(value) -> list[str]:
