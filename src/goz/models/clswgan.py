@@ -16,9 +16,11 @@ As in the reference code: generator Linear(d + z, h) -> LeakyReLU(0.2) -> Linear
 critic Linear(D + d, h) -> LeakyReLU(0.2) -> Linear(h, 1), weights N(0, 0.02), Adam (beta1 0.5),
 5 critic steps per generator step, gradient penalty 10, noise of the class vectors' dimension,
 unit class vectors, features min-max scaled per dimension (from the training features). Budgets
-differ: the defaults (hidden 1024, 600 generator steps, minibatch budgets for the classifiers) fit
-GOZ (1000 x 500 features of 2048-d, 500 unseen) in about 15 minutes on 2 CPU cores; the paper's
-(hidden 4096, many epochs) want a GPU: `--set clswgan.hidden=4096 --set clswgan.gan_iterations=...`.
+differ: the defaults (hidden 512, 400 generator steps of 64 samples, 200 / 400 minibatches of 256
+for the pretrained / final classifiers, 100 synthesized features per class) fit GOZ (1000 x 500
+features of 2048-d, 500 unseen) in under 15 minutes on 2 CPU cores (benchmarks/bench_clswgan.py);
+the paper's (hidden 4096, tens of epochs) want a GPU, e.g. `--device cuda --set clswgan.hidden=4096
+--set clswgan.gan_iterations=20000 --set clswgan.classifier_batches=20000`.
 """
 
 from __future__ import annotations
@@ -71,10 +73,10 @@ class CLSWGAN(ZSLModel):
                             "pretrain_batches": 20, "classifier_batches": 30, "classifier_batch_size": 64,
                             "synthesized_per_class": 20}
 
-    def __init__(self, hidden: int = 1024, noise_dim: int | None = None, gan_iterations: int = 600,
+    def __init__(self, hidden: int = 512, noise_dim: int | None = None, gan_iterations: int = 400,
                  critic_iterations: int = 5, batch_size: int = 64, lr: float = 1e-4, gradient_penalty: float = 10.0,
-                 cls_weight: float = 0.01, pretrain_batches: int = 300, classifier_batches: int = 500,
-                 classifier_batch_size: int = 512, classifier_lr: float = 1e-3, synthesized_per_class: int = 100,
+                 cls_weight: float = 0.01, pretrain_batches: int = 200, classifier_batches: int = 400,
+                 classifier_batch_size: int = 256, classifier_lr: float = 1e-3, synthesized_per_class: int = 100,
                  **common):
         self.hidden = hidden
         self.noise_dim = noise_dim
@@ -128,7 +130,7 @@ class CLSWGAN(ZSLModel):
         torch_generator = torch.Generator().manual_seed(self.seed)
         self._noise = torch.Generator().manual_seed(self.seed + 1)
         self._fit_scaling(data.features, seen.rows)
-        seen_vectors = torch.from_numpy(seen.vectors).to(self.device_)
+        seen_vectors = self._condition(seen.vectors)
         pretrained = self._train_softmax(len(seen.wnids), self._real_batches(seen.rows, self.pretrain_batches,
                                                                              self.classifier_batch_size, 1),
                                          self.pretrain_batches, "clswgan pretrained classifier")
@@ -182,6 +184,11 @@ class CLSWGAN(ZSLModel):
         self.offset_ = torch.from_numpy(low).to(self.device_)
         self.span_ = torch.from_numpy(np.maximum(high - low, 1e-6)).to(self.device_)
 
+    def _condition(self, unit_vectors: np.ndarray) -> torch.Tensor:
+        """Unit class vectors times sqrt(d): coordinates of unit variance like the noise's. Adam moves every
+        weight at the same rate, so tiny inputs (a unit 300-d vector's) would need thousands of steps to matter."""
+        return torch.from_numpy(unit_vectors * np.float32(np.sqrt(unit_vectors.shape[1]))).to(self.device_)
+
     def _scaled(self, block: torch.Tensor) -> torch.Tensor:
         return (block - self.offset_) / self.span_
 
@@ -218,7 +225,7 @@ class CLSWGAN(ZSLModel):
 
     def synthesize(self, wnids: Sequence[str], per_class: int) -> torch.Tensor:
         """(len(wnids) * per_class, D) generated features (scaled), class by class in `wnids` order."""
-        vectors = torch.from_numpy(candidate_vectors(self.semantics_, wnids)).to(self.device_)
+        vectors = self._condition(candidate_vectors(self.semantics_, wnids))
         rows = vectors.repeat_interleave(per_class, dim=0)
         with torch.no_grad():
             return torch.cat([self.generator_(torch.cat([chunk, self._draw_noise(len(chunk))], dim=1))
