@@ -329,6 +329,9 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
         raise GozError(f"{encoder.spec}: prompt templates are for CLIP text towers; a sentence encoder embeds "
                        "the class text as it is (drop --prompts)")
     prompts = _prompts(wnids, hierarchy, text, templates)
+    # Texts of similar length batched together: a batch is padded to its longest text.
+    order = np.argsort([len(t) for t in prompts.texts], kind="stable")
+    prompts = _Prompts([prompts.texts[i] for i in order], prompts.owners[order])
     # Prompt ensemble: the mean of each class's unit prompt embeddings, re-normalized (CLIP paper);
     # summed batch by batch, so 21K classes x 80 templates never sit in memory at once.
     sums = np.zeros((len(wnids), encoder.dim), dtype=np.float64)
