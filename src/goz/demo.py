@@ -52,7 +52,7 @@ def run_demo(out: str | Path = "goz-demo", quick: bool = False, seed: int = 0, f
     out = Path(out)
     benchmark = make_benchmark(out / ("data-quick" if quick else "data"), seed=seed,
                                **(QUICK_SIZES if quick else DEMO_SIZES), progress=progress)
-    names = models.list_models()
+    names = [name for name in models.list_models() if models.model_class(name).in_demo]
     hyperparameters = {name: demo_hyperparameters(name) for name in names}
     results_dir = out / ("results-quick" if quick else "results")
     joint = [name for name in names if models.model_class(name).joint_embedding]
@@ -65,4 +65,7 @@ def run_demo(out: str | Path = "goz-demo", quick: bool = False, seed: int = 0, f
                                  results_dir, per_class=None, seed=seed, hierarchy=benchmark.hierarchy,
                                  classifier_weights=benchmark.classifier_weights, hyperparameters=hyperparameters,
                                  force=force, threads=DEMO_THREADS, progress=progress)
-    return DemoResult(results_dir, build_table(results_dir), build_report(results_dir), results, hyperparameters)
+    # The joint-space models ran on the CLIP-like pair: other data, which the table names on each row.
+    mixed = bool(joint)
+    return DemoResult(results_dir, build_table(results_dir, allow_mixed=mixed),
+                      build_report(results_dir, allow_mixed=mixed), results, hyperparameters)

@@ -30,7 +30,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from scipy import special
 from tqdm import tqdm
@@ -39,7 +38,7 @@ from goz import splits
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
-from goz.store import FEATURES_GROUP, IDS_GROUP, write_class
+from goz.store import SYNTHETIC_DATA, StoreBuilder
 from goz.wordnet.edges import save_edges
 
 # Fake WordNet ids: valid form (n + 8 digits) in a range WordNet 3.0 does not use (its offsets stop below n1...).
@@ -128,7 +127,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     prototypes = _visual_prototypes(latents[len(internal):], vectors[len(internal):], config, rng)
     prototype = dict(zip(classes, prototypes))
 
-    attrs = {"data": "synthetic", "description": SYNTHETIC_LABEL, "generator": "goz.synthetic",
+    attrs = {"data": SYNTHETIC_DATA, "description": SYNTHETIC_LABEL, "generator": "goz.synthetic",
              "config": json.dumps(asdict(config))}
     _write_store(paths.train, seen, train_per_class, prototype, config, nuisance, rng, attrs, progress, "train")
     test_counts = {c: test_per_class for c in unseen} | {c: seen_test_per_class for c in seen if seen_test_per_class}
@@ -225,18 +224,13 @@ def _write_clip_like(paths: SyntheticBenchmark, classes: list[str], latents: np.
     row = {wnid: i for i, wnid in enumerate(classes)}
     for path, wnids, counts, role in ((paths.clip_train, seen, config.train_per_class, "train"),
                                       (paths.clip_test, sorted(test_counts), test_counts, "test")):
-        temporary = path.with_name(path.name + ".tmp")
-        with h5py.File(temporary, "w") as h5:
-            h5.require_group(FEATURES_GROUP)
-            h5.require_group(IDS_GROUP)
-            h5.attrs.update(clip_attrs | {"role": role})
+        with StoreBuilder(path, clip_attrs | {"role": role}) as builder:
             for wnid in tqdm(wnids, desc=f"synthetic clip-like {role} store", unit="class", disable=not progress):
                 n = counts if isinstance(counts, int) else counts[wnid]
                 # Sample noise of 1.5 spreads per dimension: single images are far noisier than their class centre.
                 noise = 1.5 * spread * rng.standard_normal((n, config.clip_dim))
-                write_class(h5, wnid, (images[row[wnid]] + noise).astype(np.float32),
-                            np.arange(1, n + 1, dtype=np.int64))
-        temporary.replace(path)
+                builder.add_class(wnid, (images[row[wnid]] + noise).astype(np.float32),
+                                  np.arange(1, n + 1, dtype=np.int64))
     SemanticsTable(classes, texts.astype(np.float32), {"data": "synthetic", "description": label,
                                                        "encoder": CLIP_LIKE_SPEC}).save(paths.clip_semantics)
 
@@ -244,15 +238,10 @@ def _write_clip_like(paths: SyntheticBenchmark, classes: list[str], latents: np.
 def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], prototype: dict[str, np.ndarray],
                  config: BenchmarkConfig, nuisance: np.ndarray, rng: np.random.Generator, attrs: dict, progress: bool,
                  role: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as h5:
-        h5.require_group(FEATURES_GROUP)
-        h5.require_group(IDS_GROUP)
-        h5.attrs.update(attrs | {"role": role})
+    with StoreBuilder(path, attrs | {"role": role}) as builder:
         for wnid in tqdm(wnids, desc=f"synthetic {role} store", unit="class", disable=not progress):
             n = counts if isinstance(counts, int) else counts[wnid]
             noise = config.sample_noise * rng.standard_normal((n, config.dim), dtype=np.float32)
             noise += config.nuisance_noise * rng.standard_normal((n, len(nuisance)), dtype=np.float32) @ nuisance
             features = np.maximum(prototype[wnid].astype(np.float32) + noise, 0.0)
-            write_class(h5, wnid, features, np.arange(1, n + 1, dtype=np.int64))
-    temporary.replace(path)
+            builder.add_class(wnid, features, np.arange(1, n + 1, dtype=np.int64))

@@ -151,7 +151,7 @@ def test_clip_round_trip_through_the_store_and_the_table(tiny_clip, tmp_path, ca
              "--seen", str(tmp_path / "seen.txt"), "--unseen", str(tmp_path / "unseen.txt"), "--quiet"]
     assert main(bench + ["--semantics", str(spec_table), "--out", str(tmp_path / "results")]) == 0
     result = json.loads((tmp_path / "results" / "clip_gzsl.json").read_text())
-    assert result["n_candidates"] == 4 and 0 <= result["top1"] <= 1
+    assert result["classes"]["n_candidates"] == 4 and 0 <= result["metrics"]["top1"] <= 1
     # The clip model's zsl top-1 is the cosine between stored image and class embeddings, by hand.
     with np.load(tmp_path / "results" / "clip_zsl.predictions.npz") as predictions:
         unseen_images = np.concatenate([test[w][0] for w in classes[2:]])

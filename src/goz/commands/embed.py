@@ -7,7 +7,7 @@ from goz import splits
 from goz.commands.options import add_quiet_option, positive_int
 from goz.errors import GozError
 from goz.home import data_home
-from goz.semantics import VECTOR_FORMATS, embed
+from goz.semantics import LEMMA_CASES, VECTOR_FORMATS, embed
 
 ORDER = 50
 TEXT_MODES = ("lemmas", "gloss", "both")  # the owner is goz.semantics.encoders (imported on use: torch is slow)
@@ -38,6 +38,10 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--member", help="file to read inside a .zip (default: the largest, e.g. glove.6B.300d.txt)")
     parser.add_argument("--normalize", action="store_true", help="scale every class vector to unit L2 norm "
                                                                  "(encoder vectors always are)")
+    parser.add_argument("--lemma-case", choices=LEMMA_CASES, default="lower",
+                        help="lower: lemmas and the file's words lower-cased (default; with GloVe 6B 11 of the "
+                             "1000 ILSVRC classes get no vector); as-spelled: lemmas as WordNet spells them, "
+                             "the file's words as they are, as the DGP and GOZ code did (30 without a vector)")
     add_quiet_option(parser)
     parser.set_defaults(run=run_embed)
 
@@ -58,7 +62,8 @@ def run_embed(args) -> int:
     if args.prompts or args.text != "lemmas":
         raise GozError("--text and --prompts apply to --encoder; word vectors are averaged over the lemmas")
     vectors = args.vectors or str(data_home() / "glove" / "glove.6B.zip")
-    table = embed(vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize)
+    table = embed(vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize,
+                  lemma_case=args.lemma_case)
     path = table.save(args.out)
     print(f"{path}: {len(table)} of {table.attrs['classes']} classes, dimension {table.dim}, "
           f"from {table.attrs['vectors']} ({table.attrs['format']})")

@@ -25,11 +25,12 @@ class CLIPZeroShot(ZSLModel):
     """score(x, c) = cos(x, t_c): x the image embedding, t_c the class's (prompt-ensembled) text embedding.
 
     `fit` only checks that features and class vectors share a dimension and keeps the unit class
-    vectors; the seen classes' samples are never used (`fits_on_class_means`: bench streams means).
+    vectors; the seen classes' samples are never used (`goz bench` does not read them).
     """
 
     display_order = 20
     joint_embedding = True
+    needs_training_features = False  # learns nothing: `goz bench` does not read the training store's samples
 
     def __init__(self, **common):
         super().__init__(**common)
