@@ -10,7 +10,13 @@ import torch
 from goz import semantics
 from goz.cli import main
 from goz.errors import GozError
-from goz.semantics.encoders import IMAGENET_TEMPLATES, create_encoder, embed_classes, load_clip, read_templates
+from goz.semantics.encoders import (
+    IMAGENET_TEMPLATES,
+    create_encoder,
+    embed_classes,
+    load_clip,
+    read_templates,
+)
 from goz.store import write_store
 from goz.wordnet import Hierarchy, Synset
 
@@ -74,7 +80,7 @@ def tiny_clip(tmp_path_factory):
     (folder / f"{TINY_CLIP}.json").write_text(json.dumps(TINY_CONFIG))
     open_clip.add_model_config(folder / f"{TINY_CLIP}.json")
     torch.manual_seed(0)
-    model, tokenizer, spec = load_clip(TINY_CLIP, None)
+    model, tokenizer, _ = load_clip(TINY_CLIP, None)
     checkpoint = folder / "tiny.pt"
     torch.save(model.state_dict(), checkpoint)
     return model, tokenizer, checkpoint

@@ -17,7 +17,12 @@ import torch
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
-from goz.models.training import candidate_vectors, check_scoring_input, resolve_device, row_chunks
+from goz.models.training import (
+    candidate_vectors,
+    check_scoring_input,
+    resolve_device,
+    row_chunks,
+)
 
 
 @register_model("clip")
