@@ -126,6 +126,8 @@ def test_prompt_template_files_and_bad_specs(tmp_path, tiny_clip):
         create_encoder("clip:No-Such-Arch:openai")
     with pytest.raises(GozError, match="no such checkpoint file"):
         create_encoder(f"clip:{TINY_CLIP}:/nowhere/ckpt.pt")
+    with pytest.raises(GozError, match="exactly one"):
+        embed_classes(f"clip:{TINY_CLIP}:{tiny_clip[2]}", ["n00000002"], HIERARCHY, templates=(), progress=False)
     with pytest.raises(GozError, match="--text 'words'"):
         embed_classes("minilm", ["n00000002"], HIERARCHY, text="words")
 

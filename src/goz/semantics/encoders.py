@@ -325,6 +325,10 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
         encoder = create_encoder(encoder, device=device, batch_size=batch_size)
     if encoder.uses_prompts:
         templates = tuple(templates) if templates is not None else IMAGENET_TEMPLATES
+        bad = [t for t in templates if t.count("{}") != 1]
+        if not templates or bad:
+            raise GozError(f"{encoder.spec}: prompt templates need exactly one {{}} each, got "
+                           f"{bad[0] if bad else 'none'!r}")
     elif templates is not None:
         raise GozError(f"{encoder.spec}: prompt templates are for CLIP text towers; a sentence encoder embeds "
                        "the class text as it is (drop --prompts)")
