@@ -237,7 +237,13 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
         log.warning("clip:%s: no pretrained weights given: the tower is randomly initialised (for tests)", arch)
     resolved = resolve_device(device)
     try:
-        model = open_clip.create_model(arch, pretrained=pretrained, device=resolved)
+        import torch
+
+        from goz.extract.backbone import CLIP_SEED
+        # Random weights from the seed the image side (`goz extract --backbone clip:ARCH`) uses: one model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(CLIP_SEED)
+            model = open_clip.create_model(arch, pretrained=pretrained, device=resolved)
     except Exception as error:  # download refused offline, a corrupt or mismatched checkpoint...
         raise GozError(f"{spec}: cannot load the open_clip model ({error}); pass a local checkpoint file as "
                        f"clip:{arch}:/path/to/checkpoint.pt when there is no network") from None
