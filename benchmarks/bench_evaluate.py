@@ -5,7 +5,7 @@ side by side with the direct approach (argsort of whole rows), checks that both 
 numbers, and records time and peak extra memory (tracemalloc sees numpy allocations, not torch's;
 the only torch allocations are the (chunk x 5) top-k lists). Run:
 
-    PYTHONPATH=src python benchmarks/evaluate_scale.py [--samples 60000] [--candidates 1500]
+    PYTHONPATH=src python benchmarks/bench_evaluate.py [--samples 60000] [--candidates 1500]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     print(f"top1 {metrics['top1']:.4f}  h_top1 {metrics['h_top1']:.4f}  ausuc {curve['ausuc']:.4f} "
           f"({len(curve['calibrations'])} curve points)")
 
-    output = Path(__file__).parent / "results" / "evaluate_scale.json"
+    output = Path(__file__).parent / "results" / "bench_evaluate.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({
         "samples": args.samples, "candidates": args.candidates, "seen": args.seen,

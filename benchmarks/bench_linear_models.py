@@ -4,7 +4,7 @@
 DeViSE run a few minibatches of the default size (2000) and the time of the default 500 is
 extrapolated; ESZSL runs both variants in full. Run:
 
-    PYTHONPATH=src python benchmarks/linear_models.py [--per-class 50] [--batches 10] [--device cpu]
+    PYTHONPATH=src python benchmarks/bench_linear_models.py [--per-class 50] [--batches 10] [--device cpu]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     for row in rows:
         label = row["model"] + (" per_sample" if row.get("per_sample") else "")
         print(f"{label:<20} {row['fit_seconds_at_defaults']:17.1f} {row['score_seconds_per_10k']:14.2f}")
-    output = Path(__file__).parent / "results" / "linear_models.json"
+    output = Path(__file__).parent / "results" / "bench_linear_models.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"training_samples": len(features), "device": args.device,
                                   "timed_batches": args.batches, "rows": rows,

@@ -14,7 +14,7 @@ def test_goz_demo_quick_end_to_end(tmp_path, capsys):
         assert f"| {name} |" in printed
         for setting in ("zsl", "gzsl"):
             result = json.loads((out / "results-quick" / f"{name}_{setting}.json").read_text())
-            assert result["data"] == "synthetic" and result["top1"] > 0
+            assert result["data"] == "synthetic" and result["metrics"]["top1"] > 0
     assert "SYNTHETIC DATA" in (out / "results-quick" / "report.md").read_text()
     assert (out / "data-quick" / "benchmark.json").exists()
     # A rerun reuses the data and the finished results.

@@ -64,7 +64,7 @@ def test_aliases_are_accepted_wherever_a_model_name_is(synthetic_benchmark, tmp_
             "--threads", "1", "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     result = json.loads((tmp_path / "out" / "sgcn_zsl.json").read_text())
-    assert result["model"] == "sgcn" and result["param_epochs"] == 3
+    assert result["model"] == "sgcn" and result["parameters"]["epochs"] == 3
 
 
 def test_model_facts_live_on_the_model_classes():

@@ -11,14 +11,19 @@ written here opens with plain h5py code written for the original files, and vice
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from goz.errors import StoreError
+from goz.home import data_home, write_text_atomic
 from goz.names import WNID_PATTERN
 
 FEATURES_GROUP = "images"
@@ -218,6 +223,38 @@ class FeatureStore:
         return list(wnids)
 
     # -- checks and summary ----------------------------------------------------------------------
+    def content_fingerprint(self, progress: bool = False) -> str:
+        """A digest of every class's features and ids: recorded by goz's writer, else computed once and cached.
+
+        Stores written elsewhere (the published ones) are hashed once (about 1 GB/s) and the digest
+        cached under GOZ_HOME, keyed by the file's path, size and modification time.
+        """
+        recorded = self._file.attrs.get(FINGERPRINT_ATTR)
+        if recorded is not None:
+            return _plain(recorded)
+        stat = self.path.stat()
+        key = f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        cache = data_home() / "cache" / "store-fingerprints.json"
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict) and isinstance(known.get(key), str):
+            return known[key]
+        digests = {}
+        for wnid in tqdm(self.classes, desc=f"fingerprint {self.path.name}", unit="class", disable=not progress):
+            with _reading(f"{self.path}: class {wnid}"):
+                recorded_class = self._features[wnid].attrs.get(CLASS_DIGEST_ATTR)
+                digests[wnid] = (_plain(recorded_class) if recorded_class is not None
+                                 else class_digest(wnid, self._features[wnid][()], self._ids[wnid][()]))
+        fingerprint = combine_digests(digests)
+        known = (known if isinstance(known, dict) else {}) | {key: fingerprint}
+        try:
+            write_text_atomic(cache, json.dumps(known, indent=0))
+        except OSError:  # a read-only home only costs the next run the same hashing
+            pass
+        return fingerprint
+
     def validate(self) -> None:
         """Reads every class once; raises StoreError on the first problem (naming file and class)."""
         for wnid in self.classes:
@@ -285,29 +322,97 @@ def _plain(value):
     return str(value)
 
 
-def write_class(h5: h5py.File, wnid: str, features: np.ndarray, ids: np.ndarray) -> None:
-    """Writes one class into an open HDF5 file in the GOZ layout (float32 features, int64 ids)."""
-    check_wnid(wnid)
-    features = np.asarray(features, dtype=np.float32)
-    ids = np.asarray(ids, dtype=np.int64)
-    if features.ndim != 2 or ids.ndim != 1 or len(features) != len(ids):
-        raise StoreError(f"class {wnid}: need features (N, D) and ids (N,), got {features.shape} and {ids.shape}")
-    h5.require_group(FEATURES_GROUP).create_dataset(wnid, data=features)
-    h5.require_group(IDS_GROUP).create_dataset(wnid, data=ids)
+CLASS_DIGEST_ATTR = "sha256"           # on images/<wnid>: digest of that class's features and ids
+FINGERPRINT_ATTR = "content_fingerprint"  # on the file: digest of every class digest, in wnid order
+
+
+def class_digest(wnid: str, features: np.ndarray, ids: np.ndarray) -> str:
+    """sha256 of one class as stored (wnid, shape, little-endian float32 rows, int64 ids)."""
+    digest = hashlib.sha256(f"{wnid}:{features.shape}".encode())
+    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
+    digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def combine_digests(class_digests: dict[str, str]) -> str:
+    """The store's content fingerprint from its per-class digests (order-independent: sorted by wnid)."""
+    return hashlib.sha256("".join(f"{w}={class_digests[w]}\n" for w in sorted(class_digests)).encode()).hexdigest()
+
+
+class StoreBuilder:
+    """The one writer of the GOZ layout: classes go into `<path>.tmp`, renamed over `path` on success.
+
+    Each class dataset carries its digest and the file its content fingerprint, so a result can
+    name exactly which features decided it (`FeatureStore.content_fingerprint`).
+    """
+
+    def __init__(self, path: str | Path, attrs: dict | None = None):
+        self.path = Path(path)
+        self.attrs = dict(attrs or {})
+        self.temporary = self.path.with_name(self.path.name + ".tmp")
+        self.digests: dict[str, str] = {}
+
+    def __enter__(self) -> StoreBuilder:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.h5 = h5py.File(self.temporary, "w")
+        self.features_group = self.h5.create_group(FEATURES_GROUP)
+        self.ids_group = self.h5.create_group(IDS_GROUP)
+        for key, value in self.attrs.items():
+            self.h5.attrs[key] = value
+        return self
+
+    def add_class(self, wnid: str, features: np.ndarray, ids: np.ndarray) -> None:
+        """Writes one class (float32 features, int64 ids)."""
+        check_wnid(wnid)
+        features = np.asarray(features, dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64)
+        if features.ndim != 2 or ids.ndim != 1 or len(features) != len(ids):
+            raise StoreError(f"class {wnid}: need features (N, D) and ids (N,), got {features.shape} and {ids.shape}")
+        if wnid in self.digests:
+            raise StoreError(f"class {wnid} written twice into {self.path}")
+        dataset = self.features_group.create_dataset(wnid, data=features)
+        self.ids_group.create_dataset(wnid, data=ids)
+        dataset.attrs[CLASS_DIGEST_ATTR] = self.digests[wnid] = class_digest(wnid, features, ids)
+
+    def copy_class(self, source: h5py.File, wnid: str) -> None:
+        """Copies one class from another GOZ-layout file (no decode: h5py copies the datasets)."""
+        rows = source[FEATURES_GROUP][wnid]
+        digest = rows.attrs.get(CLASS_DIGEST_ATTR)
+        if digest is None:  # written before digests were recorded: compute it once now
+            digest = class_digest(wnid, rows[()], source[IDS_GROUP][wnid][()])
+        source.copy(rows, self.features_group, wnid)
+        source.copy(source[IDS_GROUP][wnid], self.ids_group, wnid)
+        self.features_group[wnid].attrs[CLASS_DIGEST_ATTR] = self.digests[wnid] = str(digest)
+
+    def __contains__(self, wnid: str) -> bool:
+        return wnid in self.digests
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self.h5.attrs[FINGERPRINT_ATTR] = combine_digests(self.digests)
+        finally:
+            self.h5.close()
+        if exc_type is None:
+            fsync_path(self.temporary)
+            self.temporary.replace(self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flushes a file (or a folder's entries) to disk: a rename is durable only after both."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_store(path: str | Path, classes: dict[str, tuple[np.ndarray, np.ndarray]],
                 attrs: dict | None = None) -> Path:
     """Writes a whole store at once: {wnid: (features, ids)}. Atomic: a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as h5:
-        h5.require_group(FEATURES_GROUP)
-        h5.require_group(IDS_GROUP)
-        for key, value in (attrs or {}).items():
-            h5.attrs[key] = value
+    with StoreBuilder(path, attrs) as builder:
         for wnid, (features, ids) in classes.items():
-            write_class(h5, wnid, features, ids)
-    temporary.replace(path)
-    return path
+            builder.add_class(wnid, features, ids)
+    return Path(path)

@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from scipy import special
 from tqdm import tqdm
@@ -31,7 +30,7 @@ from goz import splits
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
-from goz.store import FEATURES_GROUP, IDS_GROUP, write_class
+from goz.store import StoreBuilder
 from goz.wordnet.edges import save_edges
 
 # Fake WordNet ids: valid form (n + 8 digits) in a range WordNet 3.0 does not use (its offsets stop below n1...).
@@ -197,15 +196,10 @@ def _seen_classifier(prototypes: np.ndarray, nuisance: np.ndarray, config: Bench
 def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], prototype: dict[str, np.ndarray],
                  config: BenchmarkConfig, nuisance: np.ndarray, rng: np.random.Generator, attrs: dict, progress: bool,
                  role: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as h5:
-        h5.require_group(FEATURES_GROUP)
-        h5.require_group(IDS_GROUP)
-        h5.attrs.update(attrs | {"role": role})
+    with StoreBuilder(path, attrs | {"role": role}) as builder:
         for wnid in tqdm(wnids, desc=f"synthetic {role} store", unit="class", disable=not progress):
             n = counts if isinstance(counts, int) else counts[wnid]
             noise = config.sample_noise * rng.standard_normal((n, config.dim), dtype=np.float32)
             noise += config.nuisance_noise * rng.standard_normal((n, len(nuisance)), dtype=np.float32) @ nuisance
             features = np.maximum(prototype[wnid].astype(np.float32) + noise, 0.0)
-            write_class(h5, wnid, features, np.arange(1, n + 1, dtype=np.int64))
-    temporary.replace(path)
+            builder.add_class(wnid, features, np.arange(1, n + 1, dtype=np.int64))

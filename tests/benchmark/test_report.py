@@ -3,19 +3,22 @@ import json
 import pytest
 
 from goz.errors import GozError
-from goz.benchmark.report import build_report, build_table, load_results
+from goz.benchmark import results
+from goz.benchmark.report import build_report, build_table
+from goz.benchmark.results import load_results
 
 
-def _write(directory, model, setting, data="synthetic", **metrics):
-    result = {"model": model, "setting": setting, "data": data, "n_candidates": 3, "n_test_samples": 9,
-              "fit_seconds": 1.0, "score_seconds": 0.5, "peak_rss_gb": 0.3}
-    result |= {f"top{k}": 0.1 * k for k in range(1, 6)}
+def _write(directory, model, setting, data="synthetic", store="a", **metrics):
+    values = {f"top{k}": 0.1 * k for k in range(1, 6)}
+    curve = None
     if setting == "gzsl":
-        result |= {f"h_top{k}": 0.05 * k for k in range(1, 6)} | {"u_top1": 0.02, "s_top1": 0.6, "ausuc": 0.25,
-                                                                   "curve_unseen": [0.0, 0.2, 0.5],
-                                                                   "curve_seen": [0.6, 0.3, 0.0],
-                                                                   "curve_calibrations": [-1.0, 0.0, 1.0]}
-    (directory / f"{model}_{setting}.json").write_text(json.dumps(result | metrics))
+        values |= {f"h_top{k}": 0.05 * k for k in range(1, 6)} | {"u_top1": 0.02, "s_top1": 0.6, "ausuc": 0.25}
+        curve = {"unseen": [0.0, 0.2, 0.5], "seen": [0.6, 0.3, 0.0], "calibrations": [-1.0, 0.0, 1.0]}
+    result = results.new_result(
+        model=model, setting=setting, data=data, seed=0, fingerprints={"data": data, "train_store": store},
+        parameters={}, metrics=values | metrics, classes={"n_candidates": 3, "n_test_samples": 9}, inputs={},
+        run={"fit_seconds": 1.0, "score_seconds": 0.5, "peak_rss_gb": 0.3}, curve=curve)
+    (directory / f"{model}_{setting}.json").write_text(json.dumps(result))
 
 
 def test_table_values_order_and_files(tmp_path):
@@ -62,4 +65,24 @@ def test_errors(tmp_path):
         load_results(tmp_path)
     (tmp_path / "broken_zsl.json").write_text("{not json")
     with pytest.raises(GozError, match="broken_zsl.json: not a readable results JSON"):
+        load_results(tmp_path)
+
+
+def test_results_of_different_data_are_not_mixed_unless_asked(tmp_path, capsys):
+    from goz.cli import main
+    _write(tmp_path, "eszsl", "zsl", store="a")
+    _write(tmp_path, "devise", "zsl", store="b")
+    with pytest.raises(GozError, match="measured on different data .*--allow-mixed"):
+        build_table(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2 and "--allow-mixed" in capsys.readouterr().err
+    assert main(["table", str(tmp_path), "--allow-mixed"]) == 0
+    table = capsys.readouterr().out
+    assert "MIXED DATA" in table and "| devise [data " in table and "| eszsl [data " in table
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert rows[0].endswith(",data,data id") and rows[1].split(",")[-2] == "synthetic"
+
+
+def test_a_result_of_an_earlier_format_is_named(tmp_path):
+    (tmp_path / "eszsl_zsl.json").write_text(json.dumps({"model": "eszsl", "setting": "zsl", "top1": 0.1}))
+    with pytest.raises(GozError, match="eszsl_zsl.json: a result of an earlier goz"):
         load_results(tmp_path)

@@ -33,9 +33,9 @@ def test_every_model_far_above_chance_and_deterministic(synthetic_benchmark, tmp
             with np.load(result_paths(tmp_path / "a", name, a["setting"])[1]) as left, \
                     np.load(result_paths(tmp_path / "b", name, a["setting"])[1]) as right:
                 np.testing.assert_array_equal(left[key], right[key])
-        chance = 1 / a["n_candidates"]
-        assert a["top1"] > 2.2 * chance, (a["setting"], a["top1"], chance)
-        assert a["top5"] > 1.6 * min(1.0, 5 * chance), (a["setting"], a["top5"], chance)
+        chance = 1 / a["classes"]["n_candidates"]
+        assert a["metrics"]["top1"] > 2.2 * chance, (a["setting"], a["metrics"]["top1"], chance)
+        assert a["metrics"]["top5"] > 1.6 * min(1.0, 5 * chance), (a["setting"], a["metrics"]["top5"], chance)
 
 
 def test_results_json_and_predictions(synthetic_benchmark, tmp_path):
@@ -43,24 +43,29 @@ def test_results_json_and_predictions(synthetic_benchmark, tmp_path):
     seen, unseen = splits.load(synthetic_benchmark.seen), splits.load(synthetic_benchmark.unseen)
     assert zsl["data"] == gzsl["data"] == "synthetic"
     assert (zsl["model"], zsl["setting"], zsl["seed"]) == ("eszsl", "zsl", 0)
-    assert zsl["n_candidates"] == len(unseen) and gzsl["n_candidates"] == len(unseen) + len(seen)
-    assert zsl["n_test_samples"] == 10 * len(unseen) and gzsl["n_test_seen_samples"] == 5 * len(seen)
-    assert zsl["n_train_samples"] == 30 * len(seen) and zsl["param_gamma"] == 100.0
-    assert {"fit_seconds", "score_seconds", "peak_rss_gb", "version_torch", "version_goz", "train", "test",
-            "torch_threads"} <= zsl.keys()
-    assert "h_top1" in gzsl and "h_top1" not in zsl
-    assert len(gzsl["curve_unseen"]) == len(gzsl["curve_seen"]) == len(gzsl["curve_calibrations"]) > 1
-    assert 0 <= gzsl["ausuc"] <= 1
-    assert all(not isinstance(v, dict) for v in gzsl.values())  # flat
+    assert zsl["classes"]["n_candidates"] == len(unseen) and gzsl["classes"]["n_candidates"] == len(unseen) + len(seen)
+    assert zsl["classes"]["n_test_samples"] == 10 * len(unseen) and gzsl["classes"]["n_test_seen_samples"] == 5 * len(seen)
+    assert zsl["classes"]["n_train_samples"] == 30 * len(seen) and zsl["parameters"]["gamma"] == 100.0
+    assert {"fit_seconds", "score_seconds", "peak_rss_gb", "version_torch", "version_goz", "torch_threads"} <= \
+        zsl["run"].keys()
+    assert {"train", "test", "semantics", "seen_split", "unseen_split"} <= zsl["inputs"].keys()
+    assert {"train_store", "test_store", "semantics", "seen_classes", "unseen_classes", "model", "seed",
+            "goz_version"} <= zsl["fingerprints"].keys() and len(zsl["fingerprint"]) == 64
+    assert "h_top1" in gzsl["metrics"] and "h_top1" not in zsl["metrics"]
+    assert len(gzsl["curve"]["unseen"]) == len(gzsl["curve"]["seen"]) == len(gzsl["curve"]["calibrations"]) > 1
+    assert 0 <= gzsl["metrics"]["ausuc"] <= 1
+    # Metrics apart from parameters and run facts, one level deep, as CLIP_benchmark's JSON.
+    assert all(not isinstance(v, dict) for section in gzsl.values() if isinstance(section, dict)
+               for v in section.values())
     for result in (zsl, gzsl):
         json_path, npz_path = result_paths(tmp_path, "eszsl", result["setting"])
         assert json.loads(json_path.read_text()) == result
         with np.load(npz_path, allow_pickle=False) as npz:
             candidates, true, topk = list(npz["candidates"]), npz["true"], npz["topk"]
-            assert topk.shape == (result["n_test_samples"], 5) and len(candidates) == result["n_candidates"]
+            assert topk.shape == (result["classes"]["n_test_samples"], 5) and len(candidates) == result["classes"]["n_candidates"]
             np.testing.assert_array_equal(np.array(candidates)[true], npz["sample_wnids"])
             assert npz["sample_ids"].dtype == np.int64
-            assert np.mean(topk[:, 0] == true) == pytest.approx(result["top1"], abs=0.01)
+            assert np.mean(topk[:, 0] == true) == pytest.approx(result["metrics"]["top1"], abs=0.01)
         assert candidates[:len(unseen)] == unseen
 
 
@@ -72,7 +77,7 @@ def test_rerun_skips_finished_pairs_and_force_redoes_them(synthetic_benchmark, t
     caplog.set_level("INFO")
     again = _bench(synthetic_benchmark, tmp_path)
     assert (zsl_json.stat().st_mtime_ns, gzsl_json.stat().st_mtime_ns) == stamps
-    assert [r["setting"] for r in again] == ["zsl", "gzsl"] and "already done" in caplog.text
+    assert [r["setting"] for r in again] == ["zsl", "gzsl"] and "already in" in caplog.text
     gzsl_json.unlink()  # as if killed before the gzsl pair finished
     _bench(synthetic_benchmark, tmp_path)
     assert gzsl_json.exists() and zsl_json.stat().st_mtime_ns == stamps[0]
@@ -88,9 +93,9 @@ def test_classes_without_vectors_are_dropped_and_counted(synthetic_benchmark, tm
     partial = SemanticsTable([table.wnids[i] for i in kept], table.vectors[kept])
     zsl, gzsl = run_bench(["eszsl"], list(SETTINGS), synthetic_benchmark.train, synthetic_benchmark.test, partial,
                           synthetic_benchmark.seen, synthetic_benchmark.unseen, tmp_path, progress=False)
-    assert zsl["unseen_dropped"] == unseen[:2] and zsl["n_unseen_dropped"] == 2
-    assert gzsl["seen_dropped"] == [seen[0]] and gzsl["n_seen_classes"] == len(seen) - 1
-    assert zsl["n_test_samples"] == 10 * (len(unseen) - 2)
+    assert zsl["classes"]["unseen_dropped"] == unseen[:2] and zsl["classes"]["n_unseen_dropped"] == 2
+    assert gzsl["classes"]["seen_dropped"] == [seen[0]] and gzsl["classes"]["n_seen_classes"] == len(seen) - 1
+    assert zsl["classes"]["n_test_samples"] == 10 * (len(unseen) - 2)
     with np.load(result_paths(tmp_path, "eszsl", "gzsl")[1]) as npz:
         assert not dropped & set(npz["candidates"]) and not dropped & set(npz["sample_wnids"])
 
@@ -116,7 +121,7 @@ def test_bad_inputs_give_clear_errors(synthetic_benchmark, tmp_path):
     lines = b.hierarchy.read_text().splitlines()
     (tmp_path / "pruned.tsv").write_text("\n".join(line for line in lines if not line.startswith(unseen[0])))
     with pytest.raises(GozError, match=f"pruned.tsv: 1 classes are not in it, e.g. {unseen[0]}"):
-        _bench(b, tmp_path, hierarchy=tmp_path / "pruned.tsv")
+        _bench(b, tmp_path, ["sgcn"], hierarchy=tmp_path / "pruned.tsv")
     with pytest.raises(GozError, match="eszsl.*no hyper-parameter no_such_parameter"):
         _bench(b, tmp_path, hyperparameters={"eszsl": {"no_such_parameter": 1}})
     assert not list(tmp_path.glob("*.json"))
@@ -155,11 +160,11 @@ def test_class_mean_models_get_streamed_means_and_float16_samples_work(synthetic
     seen = splits.load(synthetic_benchmark.seen)
     (result,) = _bench(synthetic_benchmark, tmp_path, [mean_templates_model], ["zsl"], per_class=7,
                        train_dtype="float16")
-    assert result["fit_on_class_means"] and result["train_dtype"] == ""  # no sample held in memory
-    assert result["n_train_samples"] == 7 * len(seen)
+    assert result["run"]["fit_on_class_means"] and result["run"]["train_dtype"] == ""  # no sample held in memory
+    assert result["classes"]["n_train_samples"] == 7 * len(seen)
     (devise,) = _bench(synthetic_benchmark, tmp_path, ["devise"], ["zsl"], train_dtype="float16",
                        hyperparameters={"devise": {"n_batches": 5}})
-    assert devise["train_dtype"] == "float16" and not devise["fit_on_class_means"]
+    assert devise["run"]["train_dtype"] == "float16" and not devise["run"]["fit_on_class_means"]
 
 
 def test_cli_bench_table_report(synthetic_benchmark, tmp_path, capsys):
@@ -173,7 +178,7 @@ def test_cli_bench_table_report(synthetic_benchmark, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "eszsl zsl" in printed and "H top1" in printed
     result = json.loads((out / "devise_gzsl.json").read_text())
-    assert result["param_n_batches"] == 20 and result["torch_threads"] == 1 and result["n_train_samples"] == 20 * len(splits.load(b.seen))
+    assert result["parameters"]["n_batches"] == 20 and result["run"]["torch_threads"] == 1 and result["classes"]["n_train_samples"] == 20 * len(splits.load(b.seen))
     assert main(["table", str(out)]) == 0
     table = capsys.readouterr().out
     assert "SYNTHETIC DATA" in table and "| devise |" in table and "| eszsl |" in table
@@ -200,7 +205,7 @@ def test_cli_errors(synthetic_benchmark, tmp_path, capsys, monkeypatch):
 def test_wordnet_hierarchy_is_loaded_on_request(synthetic_benchmark, tmp_path):
     # The synthetic classes are not WordNet synsets: the packaged WordNet is loaded and the miss reported.
     with pytest.raises(GozError, match="hierarchy wordnet: 60 classes are not in it"):
-        _bench(synthetic_benchmark, tmp_path, hierarchy="wordnet")
+        _bench(synthetic_benchmark, tmp_path, ["sgcn"], hierarchy="wordnet")
 
 
 def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthetic_benchmark, tmp_path):
@@ -220,7 +225,7 @@ def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthe
                         seen=shuffled_seen, classifier_weights=tmp_path / "weights_shuffled.npy")
     from_state_dict = _bench(synthetic_benchmark, tmp_path / "pth", ["sgcn"], ["zsl"], hyperparameters=hyperparameters,
                              seen=shuffled_seen, classifier_weights=tmp_path / "resnet50_fc.pth")
-    assert from_array[0]["top1"] == from_state_dict[0]["top1"]
+    assert from_array[0]["metrics"]["top1"] == from_state_dict[0]["metrics"]["top1"]
     with np.load(result_paths(tmp_path / "npy", "sgcn", "zsl")[1]) as a, \
             np.load(result_paths(tmp_path / "pth", "sgcn", "zsl")[1]) as b:
         np.testing.assert_array_equal(a["topk"], b["topk"])
@@ -240,9 +245,7 @@ class _CaptureTrainingData(ZSLModel):
     """Test-only model that records what `goz bench` hands to fit and scores candidates at random."""
 
     captured = []
-
-    def __init__(self, seed=0, device="cpu", progress=True):
-        self.seed, self.device, self.progress = seed, device, progress
+    uses_graph = True
 
     def fit(self, data):
         type(self).captured.append(data)
@@ -268,8 +271,8 @@ def test_seen_classes_without_a_vector_stay_targets_for_graph_models(synthetic_b
     assert data.seen_wnids == seen and seen[0] in data.graph.index
     assert set(np.unique(data.labels)) == set(range(len(seen)))
     assert len(data.classifier_weights) == len(seen)
-    assert result["seen_dropped"] == [seen[0]] and seen[0] not in np.load(
+    assert result["classes"]["seen_dropped"] == [seen[0]] and seen[0] not in np.load(
         result_paths(tmp_path / "out", "test_capture", "gzsl")[1])["candidates"]
     for result in _bench(b, tmp_path / "real", ["eszsl", "sgcn"], ["zsl"], semantics=tmp_path / "sem.h5",
                          hyperparameters={"sgcn": {"epochs": 5, "hidden": [16]}}):
-        assert result["n_seen_dropped"] == 1 and 0 <= result["top1"] <= 1
+        assert result["classes"]["n_seen_dropped"] == 1 and 0 <= result["metrics"]["top1"] <= 1

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from goz.benchmark.results import PREDICTIONS_SUFFIX, predictions_files
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
@@ -28,7 +29,6 @@ from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_SUFFIX = ".predictions.npz"
 
 
 # -- error structure ------------------------------------------------------------------------------
@@ -95,16 +95,14 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     accuracy against hop distance to `seen` (when given), image count (when `counts` is given) and
     lemma usage count. Writes `errors.md`, `errors.png` and `factors_<model>_<setting>.png` to `out`."""
     results = Path(results)
-    files = sorted(results.glob(f"*{PREDICTIONS_SUFFIX}"))
+    files = predictions_files(results)
     if not files:
         raise GozError(f"{results}: no *{PREDICTIONS_SUFFIX} files (write them with `goz bench`)")
     classify = ErrorClassifier(hierarchy, max_hops)
     seen_set = set(seen)
     seen_distance = hierarchy.hop_distances([w for w in seen if w in hierarchy]) if seen else None
     runs = []
-    for path in files:
-        stem = path.name.removesuffix(PREDICTIONS_SUFFIX)
-        model, _, setting = stem.rpartition("_") if "_" in stem else (stem, "", "")
+    for model, setting, path in files:
         truth, predicted = read_top1(path, hierarchy)
         pair_counts = Counter(zip(truth, predicted))
         categories: Counter[str] = Counter()

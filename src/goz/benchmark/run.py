@@ -18,7 +18,6 @@ samples are scored in chunks.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import resource
@@ -36,9 +35,10 @@ import goz
 from goz import models as model_registry
 from goz import semantics as semantics_io
 from goz import splits
+from goz.benchmark import results
 from goz.benchmark.evaluate import evaluate, seen_unseen_curve, topk_predictions
+from goz.benchmark.results import read_result, result_paths
 from goz.errors import GozError, StoreError
-from goz.home import write_text_atomic
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import read_classifier_weights
 from goz.semantics import SemanticsTable
@@ -67,12 +67,6 @@ class _Classes:
     unseen_dropped: list[str]
 
 
-def result_paths(out: str | Path, model: str, setting: str) -> tuple[Path, Path]:
-    """(results JSON, predictions npz) of one (model, setting) pair."""
-    out = Path(out)
-    return out / f"{model}_{setting}.json", out / f"{model}_{setting}.predictions.npz"
-
-
 def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path, test: str | Path,
               semantics: str | Path | SemanticsTable, seen: str | Path | Sequence[str] = "ilsvrc2012",
               unseen: str | Path | Sequence[str] = "goz_v1", out: str | Path = "results", per_class: int | None = 500,
@@ -86,14 +80,16 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     training samples per class (the original used 500). `hierarchy`: `"wordnet"`, a
     `child<TAB>parent` edges file or a `Hierarchy`; graph models get its graph induced by the seen
     and unseen classes. `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
-    in split order. `hyperparameters`: {model: {name: value}}. Pairs whose JSON exists are skipped
-    unless `force`. `train_dtype`: "float16"/"float32" (default: float16 above 1 GiB). `threads`:
-    torch CPU threads for this run (default: torch's choice).
+    in split order. `hyperparameters`: {model: {name: value}}. A pair whose earlier result has the
+    same fingerprint (everything that decides it: see `goz.benchmark.results`) is reused unless
+    `force`; any other is recomputed and the log says what changed. `train_dtype`:
+    "float16"/"float32" (default: float16 above 1 GiB). `threads`: torch CPU threads for this run
+    (default: torch's choice).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GozError(f"--out {out} is a file; results go into a folder")
-    models, settings = list(dict.fromkeys(models)), list(dict.fromkeys(settings))
+    settings = list(dict.fromkeys(settings))
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
         raise GozError(f"unknown setting(s) {unknown or settings}: choose from {', '.join(SETTINGS)}")
@@ -101,74 +97,136 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
         raise GozError(f"no model given; registered models: {', '.join(model_registry.list_models())}")
     models = list(dict.fromkeys(model_registry.canonical_name(m) for m in models))  # aliases: gcn2 is sgcn
     hyperparameters = {model_registry.canonical_name(m): values for m, values in (hyperparameters or {}).items()}
-    pending = {m: [s for s in settings if force or _read_result(result_paths(out, m, s)[0]) is None] for m in models}
-    for model, todo in pending.items():
-        done = [s for s in settings if s not in todo]
-        if done:
-            log.info("%s: %s already done in %s, skipped (use --force to redo)", model, ", ".join(done), out)
-    if any(pending.values()):
-        previous_threads = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
+    built = {name: _create(name, hyperparameters.get(name, {}), seed, device, progress) for name in models}
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with _Inputs(train, test, semantics, seen, unseen, hierarchy, classifier_weights, settings,
+                     uses_graph=any(model.uses_graph for model in built.values()), progress=progress) as inputs:
+            plans = {name: _plan(model, settings, inputs, out, per_class, seed, train_dtype, force)
+                     for name, model in built.items()}
+            pending = {name: plan for name, plan in plans.items() if plan}
+            if pending:
+                _fit_and_evaluate(pending, built, inputs, out, per_class, seed, device, train_dtype, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return [read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
+
+
+class _Inputs:
+    """Everything a run reads, opened once, with the fingerprint of each part."""
+
+    def __init__(self, train, test, semantics, seen, unseen, hierarchy, classifier_weights, settings, *,
+                 uses_graph: bool, progress: bool):
+        self.train_path, self.test_path = Path(train), Path(test)
+        self.table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
+        self.seen_split, self.unseen_split = _split(seen), _split(unseen)
+        self.descriptions = {"train": str(train), "test": str(test), "semantics": _describe(semantics),
+                             "seen_split": _describe(seen), "unseen_split": _describe(unseen),
+                             "hierarchy": _describe(hierarchy), "classifier_weights": _describe(classifier_weights)}
+        self.classes = _classes_with_vectors(self.table, self.seen_split, self.unseen_split)
+        self.graph = _graph(hierarchy, self.seen_split + self.classes.unseen) if uses_graph else None
+        self.weights = _classifier_weights(classifier_weights, self.seen_split, self.seen_split)
+        self.settings, self.progress = settings, progress
+
+    def __enter__(self) -> _Inputs:
+        self.train_store = FeatureStore(self.train_path)
         try:
-            _run_pending(pending, train=Path(train), test=Path(test), semantics=semantics, seen=seen,
-                         unseen=unseen, out=out, per_class=per_class, seed=seed, hierarchy=hierarchy,
-                         classifier_weights=classifier_weights, device=device,
-                         hyperparameters=hyperparameters, train_dtype=train_dtype, progress=progress)
-        finally:
-            torch.set_num_threads(previous_threads)
-    return [_read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
-
-
-def _run_pending(pending: dict[str, list[str]], *, train: Path, test: Path, semantics, seen, unseen, out: Path,
-                 per_class, seed, hierarchy, classifier_weights, device, hyperparameters, train_dtype,
-                 progress) -> None:
-    table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
-    seen_split, unseen_split = _split(seen), _split(unseen)
-    gzsl = any("gzsl" in todo for todo in pending.values())
-    out.mkdir(parents=True, exist_ok=True)
-    with FeatureStore(train) as train_store, FeatureStore(test) as test_store:
-        _require(train_store, seen_split, "seen classes of the split", "training")
-        _require(test_store, unseen_split, "unseen classes of the split", "test")
-        if gzsl:
-            _require(test_store, seen_split, "seen classes of the split (needed by gzsl)", "test")
-        classes = _classes_with_vectors(table, seen_split, unseen_split)
-        built = {name: _create(name, hyperparameters.get(name, {}), seed, device, progress) for name in pending
-                 if pending[name]}
-        # Every seen class is trained on: linear models drop those without a vector themselves, graph
-        # models keep them as regression targets (zero input), as the original's graph models did.
-        graph = _graph(hierarchy, seen_split + classes.unseen)
-        weights = _classifier_weights(classifier_weights, seen_split, seen_split)
-        needs_samples = any(not model.fits_on_class_means for model in built.values())
-        load_start = time.perf_counter()
-        features, labels, means = _read_training(train_store, seen_split, per_class, needs_samples, train_dtype,
-                                                 progress)
-        load_seconds = time.perf_counter() - load_start
-        context = {
-            "data": _data_kind(train_store, test_store), "seed": seed, "device": device, "per_class": per_class,
-            "train": str(train), "test": str(test), "semantics": _describe(semantics),
-            "seen_split": _describe(seen), "unseen_split": _describe(unseen), "hierarchy": _describe(hierarchy),
-            "classifier_weights": _describe(classifier_weights),
-            "n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
-            "n_seen_dropped": len(classes.seen_dropped), "n_unseen_dropped": len(classes.unseen_dropped),
-            "seen_dropped": classes.seen_dropped, "unseen_dropped": classes.unseen_dropped,
-            "n_train_samples": int(len(labels)), "train_dtype": str(features.dtype) if features is not None else "",
-            "load_seconds": load_seconds, "torch_threads": torch.get_num_threads(), **_versions(),
+            self.test_store = FeatureStore(self.test_path)
+        except BaseException:
+            self.train_store.close()
+            raise
+        _require(self.train_store, self.seen_split, "seen classes of the split", "training")
+        _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
+        if "gzsl" in self.settings:
+            _require(self.test_store, self.seen_split, "seen classes of the split (needed by gzsl)", "test")
+        self.data_kind = _data_kind(self.train_store, self.test_store)
+        self.fingerprints = {
+            "data": self.data_kind,
+            "train_store": self.train_store.content_fingerprint(progress=self.progress),
+            "test_store": self.test_store.content_fingerprint(progress=self.progress),
+            "semantics": self.table.fingerprint(),
+            "seen_classes": results.digest(self.seen_split),
+            "unseen_classes": results.digest(self.unseen_split),
+            "goz_version": goz.__version__,
         }
-        for name, model in built.items():
-            on_means = model.fits_on_class_means
-            data = TrainingData(
-                means.astype(np.float32) if on_means else features,
-                np.arange(len(seen_split), dtype=np.int64) if on_means else labels,
-                seen_split, table, graph, weights)
-            _seed_everything(seed)
-            fit_start = time.perf_counter()
-            model.fit(data)
-            fit_seconds = time.perf_counter() - fit_start
-            for setting in pending[name]:
-                _evaluate_and_save(model, name, setting, classes, test_store, out,
-                                   context | {"fit_seconds": fit_seconds, "fit_on_class_means": bool(on_means)},
-                                   progress)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.train_store.close()
+        self.test_store.close()
+
+    def model_fingerprints(self, model: ZSLModel) -> dict[str, str]:
+        """The run's fingerprints plus what this model reads: the graph and the classifier weights."""
+        if not model.uses_graph:
+            return dict(self.fingerprints)
+        return self.fingerprints | {
+            "graph": self.graph.fingerprint() if self.graph is not None else "",
+            "classifier_weights": results.digest(self.weights) if self.weights is not None else ""}
+
+
+def _model_fingerprint(model: ZSLModel) -> str:
+    """The model's name and every hyper-parameter that can change its numbers (not its progress bar)."""
+    parameters = {key: value for key, value in model.get_params().items() if key != "progress"}
+    return results.digest({"model": model.name, "parameters": parameters})
+
+
+def _plan(model: ZSLModel, settings: list[str], inputs: _Inputs, out: Path, per_class, seed, train_dtype,
+          force: bool) -> dict[str, dict[str, str]]:
+    """{setting: fingerprints} of the pairs to compute; a pair with an identical earlier result is reused."""
+    todo = {}
+    for setting in settings:
+        fingerprints = inputs.model_fingerprints(model) | {
+            "model": _model_fingerprint(model), "setting": setting, "seed": str(seed), "per_class": str(per_class),
+            "train_dtype": str(train_dtype)}
+        earlier = read_result(result_paths(out, model.name, setting)[0])
+        if earlier is None or force:
+            todo[setting] = fingerprints
+        elif earlier["fingerprint"] == results.fingerprint(fingerprints):
+            log.info("%s %s: an identical run is already in %s, reused (use --force to redo)", model.name, setting, out)
+        else:
+            what = results.changes(earlier, {"fingerprints": fingerprints, "parameters": model.get_params()})
+            log.warning("%s %s: recomputed, the earlier result in %s differs in: %s", model.name, setting, out,
+                        "; ".join(what))
+            todo[setting] = fingerprints
+    return todo
+
+
+def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLModel], inputs: _Inputs, out: Path,
+                      per_class, seed, device, train_dtype, progress) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    classes, seen_split = inputs.classes, inputs.seen_split
+    needs_samples = any(not built[name].fits_on_class_means for name in pending)
+    load_start = time.perf_counter()
+    # Every seen class is trained on: linear models drop those without a vector themselves, graph
+    # models keep them as regression targets (zero input), as the original's graph models did.
+    features, labels, means = _read_training(inputs.train_store, seen_split, per_class, needs_samples, train_dtype,
+                                             progress)
+    load_seconds = time.perf_counter() - load_start
+    counts = {
+        "n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
+        "n_seen_dropped": len(classes.seen_dropped), "n_unseen_dropped": len(classes.unseen_dropped),
+        "seen_dropped": classes.seen_dropped, "unseen_dropped": classes.unseen_dropped,
+        "n_train_samples": int(len(labels))}
+    run_facts = {"device": device, "per_class": per_class, "load_seconds": load_seconds,
+                 "train_dtype": str(features.dtype) if features is not None else "",
+                 "torch_threads": torch.get_num_threads(), **_versions()}
+    for name, todo in pending.items():
+        model = built[name]
+        on_means = model.fits_on_class_means
+        data = TrainingData(
+            means.astype(np.float32) if on_means else features,
+            np.arange(len(seen_split), dtype=np.int64) if on_means else labels,
+            seen_split, inputs.table, inputs.graph, inputs.weights)
+        _seed_everything(seed)
+        fit_start = time.perf_counter()
+        model.fit(data)
+        fit_seconds = time.perf_counter() - fit_start
+        for setting, fingerprints in todo.items():
+            _evaluate_and_save(model, setting, fingerprints, inputs, out, counts,
+                               run_facts | {"fit_seconds": fit_seconds, "fit_on_class_means": bool(on_means)}, seed,
+                               progress)
 
 
 def _split(value) -> list[str]:
@@ -258,13 +316,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _evaluate_and_save(model: ZSLModel, name: str, setting: str, classes: _Classes, test_store: FeatureStore,
-                       out: Path, context: dict, progress: bool) -> dict:
+def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, str], inputs: _Inputs, out: Path,
+                       counts: dict, run_facts: dict, seed: int, progress: bool) -> dict:
+    classes, test_store, name = inputs.classes, inputs.test_store, model.name
     candidates = classes.unseen + (classes.seen if setting == "gzsl" else [])
-    counts = test_store.counts(candidates)
-    n_samples = sum(counts.values())
+    per_candidate = test_store.counts(candidates)
+    n_samples = sum(per_candidate.values())
     scores = np.empty((n_samples, len(candidates)), dtype=np.float32)
-    true = np.repeat(np.arange(len(candidates), dtype=np.int64), [counts[w] for w in candidates])
+    true = np.repeat(np.arange(len(candidates), dtype=np.int64), [per_candidate[w] for w in candidates])
     score_start = time.perf_counter()
     start = 0
     with tqdm(total=n_samples, desc=f"{name} {setting} scoring", unit="sample", disable=not progress) as bar:
@@ -278,54 +337,32 @@ def _evaluate_and_save(model: ZSLModel, name: str, setting: str, classes: _Class
             bar.update(len(batch))
     score_seconds = time.perf_counter() - score_start
     seen_wnids = classes.seen if setting == "gzsl" else None
-    result = {"model": name, "setting": setting, **context,
-              **{f"param_{key}": _json_value(value) for key, value in model.get_params().items()},
-              "n_candidates": len(candidates), "n_test_samples": int(n_samples),
-              "n_test_unseen_samples": int(sum(counts[w] for w in classes.unseen)),
-              "n_test_seen_samples": int(sum(counts[w] for w in classes.seen)) if seen_wnids else 0,
-              **evaluate(scores, true, candidates, seen_wnids=seen_wnids, ks=range(1, TOP_K + 1))}
+    metrics = evaluate(scores, true, candidates, seen_wnids=seen_wnids, ks=range(1, TOP_K + 1))
+    curve = None
     if seen_wnids:
-        curve = seen_unseen_curve(scores, true, candidates, seen_wnids)
+        full = seen_unseen_curve(scores, true, candidates, seen_wnids)
         # The curve has a point per distinct threshold (up to one per sample); plots need a few hundred.
-        keep = np.unique(np.linspace(0, len(curve["calibrations"]) - 1, CURVE_POINTS).round().astype(int))
-        result |= {"ausuc": curve["ausuc"], "curve_calibrations": curve["calibrations"][keep].tolist(),
-                   "curve_unseen": curve["unseen_accuracy"][keep].tolist(),
-                   "curve_seen": curve["seen_accuracy"][keep].tolist()}
-    result |= {"score_seconds": score_seconds, "peak_rss_gb": _peak_rss_gb(),
-               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        keep = np.unique(np.linspace(0, len(full["calibrations"]) - 1, CURVE_POINTS).round().astype(int))
+        metrics["ausuc"] = full["ausuc"]
+        curve = {"calibrations": full["calibrations"][keep].tolist(), "unseen": full["unseen_accuracy"][keep].tolist(),
+                 "seen": full["seen_accuracy"][keep].tolist()}
+    class_counts = counts | {
+        "n_candidates": len(candidates), "n_test_samples": int(n_samples),
+        "n_test_unseen_samples": int(sum(per_candidate[w] for w in classes.unseen)),
+        "n_test_seen_samples": int(sum(per_candidate[w] for w in classes.seen)) if seen_wnids else 0}
+    result = results.new_result(
+        model=name, setting=setting, data=inputs.data_kind, seed=seed, fingerprints=fingerprints,
+        parameters=model.get_params(), metrics=metrics, classes=class_counts, inputs=inputs.descriptions,
+        run=run_facts | {"score_seconds": score_seconds, "peak_rss_gb": _peak_rss_gb(),
+                         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        curve=curve)
     sample_ids = np.concatenate([test_store.ids(w) for w in candidates])
-    json_path, npz_path = result_paths(out, name, setting)
-    _save_npz(npz_path, candidates=np.array(candidates, dtype=str), true=true,
-              topk=topk_predictions(scores, TOP_K), sample_wnids=np.array(candidates, dtype=str)[true],
-              sample_ids=sample_ids)
-    _save_json(json_path, result)  # last: its presence marks the pair as finished
-    log.info("%s %s: top1 %.4f%s -> %s", name, setting, result["top1"],
-             f", H top1 {result['h_top1']:.4f}" if seen_wnids else "", json_path)
+    json_path = results.save_result(out, result, candidates=np.array(candidates, dtype=str), true=true,
+                                    topk=topk_predictions(scores, TOP_K),
+                                    sample_wnids=np.array(candidates, dtype=str)[true], sample_ids=sample_ids)
+    log.info("%s %s: top1 %.4f%s -> %s", name, setting, metrics["top1"],
+             f", H top1 {metrics['h_top1']:.4f}" if seen_wnids else "", json_path)
     return result
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    temporary.replace(path)
-
-
-def _save_json(path: Path, result: dict) -> None:
-    write_text_atomic(path, json.dumps(result, indent=1))
-
-
-def _read_result(path: Path) -> dict | None:
-    """A finished pair's results, or None (missing or unreadable: the pair is run again)."""
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) and "top1" in result else None
-
-
-def _json_value(value):
-    return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
 def _describe(value) -> str:

@@ -68,8 +68,9 @@ def run(args) -> int:
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
         progress=not args.quiet)
     for result in results:
-        gzsl = f"  H top1 {100 * result['h_top1']:.2f}" if result["setting"] == "gzsl" else ""
-        print(f"{result['model']:>8} {result['setting']:<5} top1 {100 * result['top1']:6.2f}  "
-              f"top5 {100 * result['top5']:6.2f}{gzsl}")
+        metrics = result["metrics"]
+        gzsl = f"  H top1 {100 * metrics['h_top1']:.2f}" if result["setting"] == "gzsl" else ""
+        print(f"{result['model']:>8} {result['setting']:<5} top1 {100 * metrics['top1']:6.2f}  "
+              f"top5 {100 * metrics['top5']:6.2f}{gzsl}")
     print(f"results in {args.out} (`goz table {args.out}` for the table)")
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from goz.errors import GozError, StoreError
 from goz.extract.backbone import COMPATIBILITY_KEYS
-from goz.store import FEATURES_GROUP, IDS_GROUP, FeatureStore, write_store
+from goz.store import FEATURES_GROUP, FINGERPRINT_ATTR, FeatureStore, StoreBuilder, fsync_path, write_store
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +133,7 @@ class StoreWriter:
         """Writes one whole class (possibly with zero rows when every file was skipped) as a part file."""
         self.parts.mkdir(exist_ok=True)
         attrs = {key: self.attrs[key] for key in COMPATIBILITY_KEYS} | {"skipped": json.dumps(skipped)}
-        part = write_store(self.parts / f"{wnid}.h5", {wnid: (features, ids)}, attrs)
-        _fsync(part)
+        write_store(self.parts / f"{wnid}.h5", {wnid: (features, ids)}, attrs)
         self.committed.add(wnid)
         self.decode_skips.update(skipped)
 
@@ -151,23 +149,18 @@ class StoreWriter:
             shutil.rmtree(self.parts, ignore_errors=True)
 
     def _merge_parts(self, parts: list[Path]) -> None:
-        temporary = self.store.with_name(self.store.name + ".tmp")
-        with h5py.File(temporary, "w") as merged:
-            features, ids = merged.create_group(FEATURES_GROUP), merged.create_group(IDS_GROUP)
-            sources = ([self.store] if self.store.exists() else []) + parts
-            for index, source in enumerate(sources):
+        sources = ([self.store] if self.store.exists() else []) + parts
+        with h5py.File(sources[0], "r") as first:
+            attrs = dict(first.attrs) if sources[0] == self.store else self.attrs
+        attrs = {k: v for k, v in attrs.items() if k not in ("skipped", FINGERPRINT_ATTR)}
+        with StoreBuilder(self.store, attrs) as merged:
+            for source in sources:
                 with h5py.File(source, "r") as h5:
-                    if index == 0:
-                        attrs = dict(h5.attrs) if source == self.store else self.attrs
-                        merged.attrs.update({k: v for k, v in attrs.items() if k != "skipped"})
                     for wnid, rows in h5[FEATURES_GROUP].items():
                         # Zero-row classes (every file skipped) stay out; a part already merged before a kill is skipped.
-                        if rows.shape[0] and wnid not in features:
-                            h5.copy(rows, features, wnid)
-                            h5.copy(h5[IDS_GROUP][wnid], ids, wnid)
-        _fsync(temporary)
-        temporary.replace(self.store)
-        _fsync(self.store.parent)
+                        if rows.shape[0] and wnid not in merged:
+                            merged.copy_class(h5, wnid)
+        fsync_path(self.store.parent)
         log.info("merged %d classes into %s", len(parts), self.store)
 
     def _write_skip_log(self, scan_problems: list[tuple[str, str]]) -> None:
@@ -182,11 +175,3 @@ class StoreWriter:
             writer.writerow(SKIP_LOG_FIELDS)
             writer.writerows(rows)
         temporary.replace(path)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

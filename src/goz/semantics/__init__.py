@@ -10,6 +10,7 @@ reads such a file, keeping only the words asked for.
 
 from __future__ import annotations
 
+import hashlib
 import contextlib
 import gzip
 import io
@@ -63,6 +64,12 @@ class SemanticsTable:
 
     def vector(self, wnid: str) -> np.ndarray:
         return self.vectors[self._row[wnid]]
+
+    def fingerprint(self) -> str:
+        """sha256 of the classes and their vectors (what a result depends on; not the attributes)."""
+        digest = hashlib.sha256("\n".join(self.wnids).encode())
+        digest.update(np.ascontiguousarray(self.vectors, dtype="<f4").tobytes())
+        return digest.hexdigest()
 
     def normalized(self) -> SemanticsTable:
         """A copy with every vector scaled to unit L2 norm (zero vectors stay zero)."""

@@ -6,6 +6,7 @@ a synset may have several parents, so ancestors are sets and depth is defined by
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ class ClassGraph:
 
     def __len__(self) -> int:
         return len(self.wnids)
+
+    def fingerprint(self) -> str:
+        """sha256 of the nodes (in order) and the child -> parent edges."""
+        edges = self.parent_edges.tocoo()
+        digest = hashlib.sha256("\n".join(self.wnids).encode())
+        digest.update(np.stack([edges.row, edges.col]).astype("<i8")[:, np.lexsort((edges.col, edges.row))].tobytes())
+        return digest.hexdigest()
 
     def undirected_adjacency(self) -> sp.csr_matrix:
         """Symmetric 0/1 adjacency without self-loops."""
