@@ -202,3 +202,14 @@ def test_cli_embeds_split_classes_with_the_packaged_wordnet(tmp_path, capsys, mo
     monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
     assert main(["embed", "--classes", str(seen), "--out", str(out)]) == 2  # default: GOZ_HOME/glove/glove.6B.zip
     assert f"{tmp_path / 'home' / 'glove' / 'glove.6B.zip'}: no such word-vector file" in capsys.readouterr().err
+
+
+def test_cli_embeds_every_node_of_the_published_imagenet_graph(tmp_path, capsys):
+    words = {"dog": [1.0, 0.0], "chihuahua": [3.0, 4.0], "cat": [0.0, 2.0], "entity": [1.0, 1.0]}
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text(glove_text(words))
+    out = tmp_path / "graph.h5"
+    assert main(["embed", "--vectors", str(vectors), "--classes", "imagenet-graph", "--out", str(out)]) == 0
+    assert "of 32324 classes, dimension 2" in capsys.readouterr().out
+    table = semantics.load(out)
+    assert {"n02084071", "n02085620"} <= set(table.wnids) and table.attrs["classes"] == 32_324
