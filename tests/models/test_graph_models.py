@@ -323,6 +323,11 @@ def test_mixed_propagation_matches_dense_autograd(backend):
     torch.testing.assert_close(got[0], expected.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got[1], h.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got[2], logits.grad, atol=1e-5, rtol=1e-5)
+    # A group with no entry among these rows still gets its (zero) gradient.
+    empty = blocks + [sp.csr_matrix(full.shape, dtype=np.float32)]
+    four = torch.zeros(4, requires_grad=True)
+    _MixedPropagation.apply(torch.softmax(four, 0), h, _propagation(empty, torch.device("cpu")), 1.0).sum().backward()
+    assert four.grad.shape == (4,)
     shared = [blocks[0], blocks[0]]
     with pytest.raises(GozError, match="share an entry"):
         _propagation(shared, torch.device("cpu"))

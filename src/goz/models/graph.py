@@ -169,7 +169,7 @@ class _MixedPropagation(torch.autograd.Function):
         with torch.autocast(h.device.type, enabled=False):
             h = h.detach().float().contiguous()
             values = prop.base * (mixture.detach()[prop.group] * scale)
-            ctx.prop, ctx.scale, ctx.values = prop, scale, values
+            ctx.prop, ctx.scale, ctx.values, ctx.n_groups = prop, scale, values, len(mixture)
             ctx.save_for_backward(h if ctx.needs_input_grad[0] else None)
             pattern = prop.scipy_pattern
             indptr, indices = (prop.pattern.crow_indices(), prop.pattern.col_indices()) if pattern is None else (None, None)
@@ -188,7 +188,7 @@ class _MixedPropagation(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 (h,) = ctx.saved_tensors
                 dots = torch.sparse.sampled_addmm(prop.pattern, grad, h.T, beta=0.0).values()
-                grad_mixture = torch.zeros(int(prop.group.max()) + 1, device=grad.device).index_add_(
+                grad_mixture = torch.zeros(ctx.n_groups, device=grad.device).index_add_(  # a group may be empty here
                     0, prop.group, dots * prop.base * ctx.scale)
         return grad_mixture, grad_h, None, None
 
