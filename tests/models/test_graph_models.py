@@ -12,8 +12,13 @@ from goz import models
 from goz.errors import GozError
 from goz.models import TrainingData
 from goz.models.graph import SGCN, GraphNetwork, node_inputs
-from goz.models.graph_ops import (ancestor_distance_groups, dgp_propagation, gcn_propagation,
-                                  read_classifier_weights, sgcn_propagation)
+from goz.models.graph_ops import (
+    ancestor_distance_groups,
+    dgp_propagation,
+    gcn_propagation,
+    read_classifier_weights,
+    sgcn_propagation,
+)
 from goz.semantics import SemanticsTable
 from goz.wordnet import Hierarchy
 
@@ -169,8 +174,8 @@ def test_receptive_field_training_rows_match_the_dense_whole_graph_computation(n
     with torch.no_grad():
         for mixture in network.mixtures:
             mixture.copy_(torch.randn(len(mixture)))  # unequal distance-group weights
-        for bias in network.biases:
-            bias.copy_(torch.randn(len(bias)))
+        for vector in network.biases:
+            vector.copy_(torch.randn(len(vector)))
     inputs = node_inputs(data.semantics, graph)
     rows = np.array([graph.index[w] for w in data.seen_wnids[:20]])
     plan = network.plan(rows, torch.device("cpu"))
@@ -334,7 +339,7 @@ def test_mixed_propagation_matches_dense_autograd(backend):
 
 
 def test_gcn6_as_published_has_no_bias_and_no_dropout():
-    data, unseen, test_x, _ = planted_problem()
+    data, *_ = planted_problem()
     model = models.create("gcn6", hidden=(8,) * 5, epochs=2, progress=False)
     assert model.bias is False and model.dropout == 0.0 and model.get_params()["bias"] is False
     network = GraphNetwork(model.layer_specs(data.graph, 9), 4, model.dropout, bias=model.bias)

@@ -9,10 +9,21 @@ import pytest
 import goz.wordnet
 from goz import splits
 from goz.assets import packaged
-from goz.assets.packaged import IMAGENET_TESTSETS, IMAGENET_XML_WNIDS, PackagedFile, packaged_path
+from goz.assets.packaged import (
+    IMAGENET_TESTSETS,
+    IMAGENET_XML_WNIDS,
+    PackagedFile,
+    packaged_path,
+)
 from goz.errors import GozError
-from goz.wordnet import Hierarchy, Synset, imagenet_graph as module
-from goz.wordnet.imagenet_graph import PUBLISHED_EDGES, PUBLISHED_NODES, imagenet_graph, imagenet_xml_wnids
+from goz.wordnet import Hierarchy, Synset
+from goz.wordnet import imagenet_graph as module
+from goz.wordnet.imagenet_graph import (
+    PUBLISHED_EDGES,
+    PUBLISHED_NODES,
+    imagenet_graph,
+    imagenet_xml_wnids,
+)
 
 
 def test_the_published_graph_on_the_packaged_wordnet():

@@ -311,7 +311,9 @@ def _graph(hierarchy, kind: str, wnids: list[str]) -> ClassGraph:
     packaged = hierarchy is None or str(hierarchy) == "wordnet"
     tree = None if packaged else hierarchy if isinstance(hierarchy, Hierarchy) else load_hierarchy(hierarchy)
     if kind == "imagenet":
-        from goz.wordnet.imagenet_graph import imagenet_graph  # reads the packaged lists only when asked
+        # imported here: reads the packaged lists only when asked
+        from goz.wordnet.imagenet_graph import imagenet_graph
+
         return imagenet_graph(wnids, hierarchy=tree)
     tree = tree if tree is not None else load_hierarchy("wordnet")
     missing = [w for w in wnids if w not in tree]

@@ -141,13 +141,17 @@ def _propagation(blocks: Sequence[sp.csr_matrix], device: torch.device) -> _Prop
     transposed = np.lexsort((rows, cols))  # M^T's CSR order of the same entries
     transposed_indptr = _indptr(cols, shape[1])
     on_cpu = device.type == "cpu"
-    as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)  # noqa: E731
+
+    def as_long(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
+
     base = torch.from_numpy(values).to(device)
     return _Propagation(
         shape, base, as_long(group), _csr_tensor(as_long(indptr), as_long(cols), base, shape, device),
         as_long(transposed), as_long(transposed_indptr), as_long(rows[transposed]),
-        sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=shape) if on_cpu else None,
-        sp.csr_matrix((values[transposed], rows[transposed].astype(np.int32), transposed_indptr),
+        # int32 indices throughout (fewer than 2^31 entries), so scipy never converts them per product
+        sp.csr_matrix((values, cols.astype(np.int32), indptr.astype(np.int32)), shape=shape) if on_cpu else None,
+        sp.csr_matrix((values[transposed], rows[transposed].astype(np.int32), transposed_indptr.astype(np.int32)),
                       shape=shape[::-1]) if on_cpu else None)
 
 

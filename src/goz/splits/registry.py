@@ -109,7 +109,9 @@ for _key, _size in (("2-hops", 1549), ("3-hops", 7860), ("all", 20842)):
 
 
 def _imagenet_graph_nodes(_: Path | None) -> list[str]:
-    from goz.wordnet.imagenet_graph import imagenet_graph  # builds on WordNet: only when asked
+    from goz.wordnet.imagenet_graph import (
+        imagenet_graph,  # builds on WordNet: only when asked
+    )
 
     return list(imagenet_graph().wnids)
 

@@ -26,7 +26,7 @@ from goz.assets.packaged import IMAGENET_TESTSETS, IMAGENET_XML_WNIDS, packaged_
 from goz.errors import GozError
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy
 
-__all__ = ["imagenet_graph", "imagenet_xml_wnids", "PUBLISHED_NODES", "PUBLISHED_EDGES"]
+__all__ = ["PUBLISHED_EDGES", "PUBLISHED_NODES", "imagenet_graph", "imagenet_xml_wnids"]
 
 PUBLISHED_NODES = 32_324   # on WordNet 3.0: 32,295 XML synsets + 29 key classes outside the XML
 PUBLISHED_EDGES = 32_544
@@ -40,7 +40,9 @@ def imagenet_xml_wnids() -> tuple[str, ...]:
 
 
 def _key_classes() -> list[str]:
-    from goz.splits.registry import read_testset  # splits imports wordnet: imported on use
+    from goz.splits.registry import (
+        read_testset,  # splits imports wordnet: imported on use
+    )
 
     path = packaged_path(IMAGENET_TESTSETS)
     return read_testset(path, "train") + read_testset(path, "all")
