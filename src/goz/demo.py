@@ -49,7 +49,7 @@ def run_demo(out: str | Path = "goz-demo", quick: bool = False, seed: int = 0, f
     out = Path(out)
     benchmark = make_benchmark(out / ("data-quick" if quick else "data"), seed=seed,
                                **(QUICK_SIZES if quick else DEMO_SIZES), progress=progress)
-    names = models.list_models()
+    names = [name for name in models.list_models() if models.model_class(name).in_demo]
     hyperparameters = {name: demo_hyperparameters(name) for name in names}
     results_dir = out / ("results-quick" if quick else "results")
     results = run_bench(names, SETTINGS, benchmark.train, benchmark.test, benchmark.semantics, benchmark.seen,

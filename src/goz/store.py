@@ -29,6 +29,8 @@ from goz.names import WNID_PATTERN
 FEATURES_GROUP = "images"
 IDS_GROUP = "idx"
 
+SYNTHETIC_DATA = "synthetic"  # a store's `data` attribute when goz.synthetic generated it (see is_synthetic)
+
 
 def check_wnid(wnid: str, where: str = "") -> str:
     if not isinstance(wnid, str) or not WNID_PATTERN.match(wnid):
@@ -222,6 +224,27 @@ class FeatureStore:
                              f"e.g. {', '.join(missing[:5])}")
         return list(wnids)
 
+    # -- provenance ------------------------------------------------------------------------------
+    @property
+    def is_synthetic(self) -> bool:
+        """True when goz.synthetic wrote this store (its `data` attribute): demo data, never real features."""
+        return self.attrs.get("data") == SYNTHETIC_DATA
+
+    def links(self) -> list[str]:
+        """The store's groups and datasets that are HDF5 soft or external links (their values live
+        elsewhere, possibly in another file), described without following them."""
+        found = []
+        for group_name in (FEATURES_GROUP, IDS_GROUP):
+            members = [(group_name, self._file.get(group_name, getlink=True))]
+            members += [(f"{group_name}/{name}", self._file[group_name].get(name, getlink=True))
+                        for name in self._file[group_name]]
+            for name, link in members:
+                if isinstance(link, h5py.ExternalLink):
+                    found.append(f"{name}: external link to {link.filename}:{link.path}")
+                elif isinstance(link, h5py.SoftLink):
+                    found.append(f"{name}: soft link to {link.path}")
+        return found
+
     # -- checks and summary ----------------------------------------------------------------------
     def content_fingerprint(self, progress: bool = False) -> str:
         """A digest of every class's features and ids: recorded by goz's writer, else computed once and cached.
@@ -276,6 +299,7 @@ class FeatureStore:
             "max_per_class": max(counts.values(), default=0),
             "size_bytes": self.path.stat().st_size,
             "attrs": self.attrs,
+            "links": self.links(),
         }
 
 

@@ -30,7 +30,7 @@ from goz import splits
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
-from goz.store import StoreBuilder
+from goz.store import SYNTHETIC_DATA, StoreBuilder
 from goz.wordnet.edges import save_edges
 
 # Fake WordNet ids: valid form (n + 8 digits) in a range WordNet 3.0 does not use (its offsets stop below n1...).
@@ -114,7 +114,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     prototypes = _visual_prototypes(latents[len(internal):], vectors[len(internal):], config, rng)
     prototype = dict(zip(classes, prototypes))
 
-    attrs = {"data": "synthetic", "description": SYNTHETIC_LABEL, "generator": "goz.synthetic",
+    attrs = {"data": SYNTHETIC_DATA, "description": SYNTHETIC_LABEL, "generator": "goz.synthetic",
              "config": json.dumps(asdict(config))}
     _write_store(paths.train, seen, train_per_class, prototype, config, nuisance, rng, attrs, progress, "train")
     test_counts = {c: test_per_class for c in unseen} | {c: seen_test_per_class for c in seen if seen_test_per_class}

@@ -21,7 +21,7 @@ def _bench(benchmark, out, models=("eszsl",), settings=SETTINGS, seen=None, sema
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("name", [n for n in models.list_models() if models.model_class(n).in_demo])
 def test_every_model_far_above_chance_and_deterministic(synthetic_benchmark, tmp_path, name):
     hyperparameters = {name: demo_hyperparameters(name)}
     first = _bench(synthetic_benchmark, tmp_path / "a", [name], hyperparameters=hyperparameters)

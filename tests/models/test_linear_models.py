@@ -247,8 +247,22 @@ def test_hyperparameter_selection_uses_held_out_seen_classes(problem):
         models.select_hyperparameters("eszsl", problem.data, {"gamma": [1.0]}, holdout_fraction=0.01)
 
 
+@pytest.fixture
+def published_home(tmp_path, monkeypatch, problem):
+    """GOZ_HOME holding published classifier tables for every class of the problem (models/published.py)."""
+    from goz.models.classifier_table import ClassifierTable
+    from goz.assets.published import published_table_path
+    from goz.models.published import PublishedClassifiers
+    monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
+    wnids = problem.seen_wnids + problem.unseen_wnids
+    rng = np.random.default_rng(3)
+    for cls in PublishedClassifiers.__subclasses__():
+        ClassifierTable(wnids, rng.normal(size=(len(wnids), FEATURE_DIM)), rng.normal(size=len(wnids))).save(
+            published_table_path(cls.table_name))
+
+
 @pytest.mark.parametrize("name", models.list_models())
-def test_every_registered_model_keeps_the_contract(problem, name):
+def test_every_registered_model_keeps_the_contract(problem, published_home, name):
     """fit returns self; scores are (n, C), finite, per candidate, and identical across two fits."""
     model = models.create(name, **fast(name))
     assert model.fit(problem.data) is model

@@ -204,6 +204,51 @@ def test_cli_embeds_split_classes_with_the_packaged_wordnet(tmp_path, capsys, mo
     assert f"{tmp_path / 'home' / 'glove' / 'glove.6B.zip'}: no such word-vector file" in capsys.readouterr().err
 
 
+def test_lemma_case_as_spelled_looks_lemmas_up_as_wordnet_spells_them(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text(glove_text())
+    lower = embed(path, CLASSES, HIERARCHY)
+    spelled = embed(path, CLASSES, HIERARCHY, lemma_case="as-spelled")
+    assert lower.attrs["lemma_case"] == "lower" and spelled.attrs["lemma_case"] == "as-spelled"
+    expected = {
+        # Canis_familiaris: neither "Canis" nor "familiaris" is a word of the file (it has "canis")
+        "n00000002": np.mean([V["dog"], (V["domestic"] + V["dog"]) / 2], axis=0),
+        "n00000003": V["ice_cream"],
+        # "New York": "York" is not "york"; toy-like-York: only its part "toy"
+        "n00000004": V["toy"],
+        # X-ray_dog: the file spells "X-Ray", so only "dog"
+        "n00000006": np.mean([(V["dog"] + (V["toy"] + V["york"]) / 2) / 2, V["dog"]], axis=0),
+    }
+    assert spelled.wnids == list(expected) == lower.wnids
+    for wnid, vector in expected.items():
+        np.testing.assert_allclose(spelled.vector(wnid), vector, rtol=1e-6)
+        np.testing.assert_allclose(lower.vector(wnid), EXPECTED[wnid], rtol=1e-6)
+    # a cased vocabulary: as-spelled takes the word with the lemma's casing, lower the first of either
+    path.write_text(glove_text({"paris": [1.0, 0.0], "Paris": [0.0, 1.0]}))
+    city = Hierarchy([Synset("n00000001", ("Paris",))])
+    np.testing.assert_array_equal(embed(path, ["n00000001"], city, lemma_case="as-spelled").vector("n00000001"),
+                                  [0.0, 1.0])
+    np.testing.assert_array_equal(embed(path, ["n00000001"], city).vector("n00000001"), [1.0, 0.0])
+    with pytest.raises(GozError, match="unknown lemma case 'upper'"):
+        embed(path, ["n00000001"], city, lemma_case="upper")
+
+
+def test_cli_lemma_case(tmp_path, capsys):
+    # Granny Smith (n07742313): lemma "Granny_Smith"; GloVe 6B's words are lower-case
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text(glove_text({"granny": [1.0, 0.0], "smith": [0.0, 1.0]}))
+    split = tmp_path / "split.txt"
+    split.write_text("n07742313\n")
+    out = tmp_path / "semantics.h5"
+    assert main(["embed", "--vectors", str(vectors), "--classes", str(split), "--out", str(out)]) == 0
+    np.testing.assert_allclose(semantics.load(out).vector("n07742313"), [0.5, 0.5])
+    assert semantics.load(out).attrs["lemma_case"] == "lower"
+    capsys.readouterr()
+    assert main(["embed", "--vectors", str(vectors), "--classes", str(split), "--out", str(out),
+                 "--lemma-case", "as-spelled"]) == 2
+    assert "not one word of the 1 classes' lemmas is in this file" in capsys.readouterr().err
+
+
 def test_cli_embeds_every_node_of_the_published_imagenet_graph(tmp_path, capsys):
     words = {"dog": [1.0, 0.0], "chihuahua": [3.0, 4.0], "cat": [0.0, 2.0], "entity": [1.0, 1.0]}
     vectors = tmp_path / "vectors.txt"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from goz import splits
 from goz.assets.http import Asset, FileCheck, PageHandler, fetch_file, install_file
-from goz.errors import FetchError, StoreError
+from goz.errors import FetchError, GozError, StoreError
 from goz.home import data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
 from goz.store import FeatureStore, check_wnid
@@ -112,8 +112,13 @@ def _install_copies(name: str, files: tuple[RemoteFile, ...], source: Path, home
         missing = [f.relative_path for f in files if f not in {m[0] for m in matched}]
         if missing:
             log.warning("--from %s: not found there, not installed: %s", source, ", ".join(missing))
-    return [install_file(path, home / remote.relative_path, remote.sha256, check=remote.check)
-            for remote, path in matched]
+    for remote, path in matched:  # every copy checked before any is installed: one refused installs none
+        if remote.check is not None:
+            try:
+                remote.check(path)
+            except GozError as error:
+                raise FetchError(f"{path} was not installed: {error}; nothing was installed") from None
+    return [install_file(path, home / remote.relative_path, remote.sha256) for remote, path in matched]
 
 
 def _candidate_names(remote: RemoteFile) -> tuple[str, ...]:
@@ -197,6 +202,13 @@ def check_feature_layout(path: Path, *, check_values: bool = False) -> None:
     """The GOZ HDF5 layout: images/ and idx/ groups, every class a wnid with matching (N, D) and (N,)."""
     try:
         with FeatureStore(path) as store:
+            if store.is_synthetic:
+                raise StoreError(f"{path} is SYNTHETIC demo data (written by goz.synthetic: attribute data = "
+                                 f"synthetic), not the published GOZ features; give the real files")
+            links = store.links()
+            if links:
+                raise StoreError(f"{path}: {len(links)} groups or datasets are HDF5 soft or external links "
+                                 f"(e.g. {links[0]}): the values are not in this file")
             if not store.classes:
                 raise StoreError(f"{path}: the store holds no class")
             for wnid in store.classes:
@@ -351,6 +363,31 @@ def _install_url_list(source: Path, listing: Path) -> Path:
     return install_file(source, listing, check=check_url_list)
 
 
+# -- the original benchmark's class vectors and graph classifiers -------------------------------------------
+
+def _obtain_published(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+    """The four published pickles (checked by git blob id) into published/original/, then converted."""
+    from goz.assets import published  # deferred: pandas is optional and only this asset needs it
+    folder = home / published.PUBLISHED_FOLDER
+    tables = list(published.PUBLISHED_TABLES.values())
+    files = tuple(
+        RemoteFile(table.url, f"{published.PUBLISHED_FOLDER}/original/{table.name}",
+                   check=lambda path, blob=table.git_blob_id: published.check_blob_id(path, blob), page=refuse_page,
+                   source_names=(table.repository_path,))  # `--from` a clone of the GOZ repository works too
+        for table in tables)
+    published._pandas_compat_unpickler()  # pandas missing: say so before downloading anything
+    originals = _obtain_files("published", files, home, source, force)
+    by_path = {home / remote.relative_path: table for remote, table in zip(files, tables)}
+    converted = []
+    for original in originals:
+        table = by_path[original]
+        try:
+            converted.append(published.convert(table, original, folder / f"{table.name}.h5"))
+        except GozError as error:
+            raise FetchError(f"{error}; nothing was converted from it") from None
+    return converted
+
+
 # -- the table -----------------------------------------------------------------------------------------------
 
 ASSETS: dict[str, FetchableAsset] = {
@@ -358,5 +395,7 @@ ASSETS: dict[str, FetchableAsset] = {
     "splits": FetchableAsset("built-in splits (goz_v1, ilsvrc2012), checked by sha256", _obtain_splits),
     **{name: _glove_asset(name) for name in GLOVE_MEMBERS},
     "imagenet-urls": FetchableAsset("ImageNet fall-2011 image URL list (fall11_urls.txt)", _obtain_imagenet_urls),
+    "published": FetchableAsset("the original benchmark's class vectors (glove) and graph classifiers "
+                                "(gcn_6, gcn_2, adgpm), checked by git blob id, converted", _obtain_published),
 }
 ASSETS["glove"] = ASSETS["glove.6B"]

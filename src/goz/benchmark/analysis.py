@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from goz.benchmark.results import PREDICTIONS_SUFFIX, predictions_files
+from goz.benchmark.results import JSON_SUFFIX, PREDICTIONS_SUFFIX, predictions_files, read_result
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
 from goz.splits.hops import nearest_sources
 from goz.splits.report import bar_plot, markdown_table, plt
 from goz.store import FeatureStore
+from goz.synthetic import SYNTHETIC_LABEL
 from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,11 @@ class RunErrors:
 class ErrorAnalysis:
     runs: list[RunErrors]
     categories: list[str]
+    synthetic: bool = False  # some results came from goz.synthetic's stores: every output says so
 
     def markdown(self) -> str:
-        text = "# Error structure of top-1 predictions\n\n" + markdown_table(
+        text = "# Error structure of top-1 predictions" + _synthetic_title(self.synthetic) + "\n\n" \
+            + _synthetic_note(self.synthetic) + markdown_table(
             ["model", "setting", "samples", *(f"{c} %" for c in self.categories)],
             [[r.model, r.setting, r.samples, *(100.0 * r.categories.get(c, 0) / max(r.samples, 1)
                                                 for c in self.categories)] for r in self.runs])
@@ -102,6 +105,7 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     seen_set = set(seen)
     seen_distance = hierarchy.hop_distances([w for w in seen if w in hierarchy]) if seen else None
     runs = []
+    synthetic = any(_results_are_synthetic(path) for _, _, path in files)
     for model, setting, path in files:
         truth, predicted = read_top1(path, hierarchy)
         pair_counts = Counter(zip(truth, predicted))
@@ -115,15 +119,30 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
                             for name, values in factors.items()}
         runs.append(run)
         if out is not None:
-            _scatter_factors(Path(out) / f"factors_{model}_{setting}.png", run, factors)
-    analysis = ErrorAnalysis(runs, classify.categories)
+            _scatter_factors(Path(out) / f"factors_{model}_{setting}.png", run, factors, synthetic)
+    analysis = ErrorAnalysis(runs, classify.categories, synthetic)
     if out is not None:
         out = Path(out)
         write_text_atomic(out / "errors.md", analysis.markdown())
         bar_plot(out / "errors.png", [f"{r.model}\n{r.setting}" for r in runs],
                  {c: [100.0 * r.categories.get(c, 0) / max(r.samples, 1) for r in runs] for c in analysis.categories},
-                 title="Top-1 predictions by relation to the true class", ylabel="% of samples", stacked=True)
+                 title="Top-1 predictions by relation to the true class" + _synthetic_title(synthetic),
+                 ylabel="% of samples", stacked=True)
     return analysis
+
+
+def _results_are_synthetic(predictions: Path) -> bool:
+    """Whether the results JSON beside a predictions file says its data was synthetic."""
+    result = read_result(predictions.with_name(predictions.name.removesuffix(PREDICTIONS_SUFFIX) + JSON_SUFFIX))
+    return result is not None and result.get("data") == "synthetic"
+
+
+def _synthetic_title(synthetic: bool) -> str:
+    return " (SYNTHETIC DATA)" if synthetic else ""
+
+
+def _synthetic_note(synthetic: bool) -> str:
+    return f"**{SYNTHETIC_LABEL}: these numbers show the pipeline works, nothing more.**\n\n" if synthetic else ""
 
 
 def read_top1(path: Path, hierarchy: Hierarchy) -> tuple[list[str], list[str]]:
@@ -172,7 +191,8 @@ def _class_accuracy(truth: Sequence[str], predicted: Sequence[str]) -> dict[str,
     return {w: float(np.mean(h)) for w, h in hits.items()}
 
 
-def _scatter_factors(path: Path, run: RunErrors, factors: Mapping[str, Mapping[str, float]]) -> None:
+def _scatter_factors(path: Path, run: RunErrors, factors: Mapping[str, Mapping[str, float]],
+                     synthetic: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(1, len(factors), figsize=(4.5 * len(factors), 4), squeeze=False)
     for ax, (name, values) in zip(axes[0], factors.items()):
@@ -182,7 +202,7 @@ def _scatter_factors(path: Path, run: RunErrors, factors: Mapping[str, Mapping[s
         ax.set_xlabel(name)
         ax.set_ylabel("per-class top-1 accuracy")
         ax.set_title(f"Pearson r / Spearman ρ: {_pair(run.correlations.get(name))}", fontsize="small")
-    figure.suptitle(f"{run.model} ({run.setting})")
+    figure.suptitle(f"{run.model} ({run.setting}){_synthetic_title(synthetic)}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -199,6 +219,7 @@ class BiasAnalysis:
     nearest: dict[str, list[str]]          # unseen class -> its nearest seen classes
     class_accuracy: dict[str, float] = field(default_factory=dict)  # trivial baseline, when scored
     model: str = "eszsl"
+    synthetic: bool = False  # scored on goz.synthetic's stores: every output says so
 
     def windows(self) -> list[tuple[str, list[str]]]:
         """(label, unseen classes) per exact hop distance, then cumulative windows."""
@@ -224,7 +245,8 @@ class BiasAnalysis:
         if self.class_accuracy:
             header.append(f"trivial baseline top-1 % ({self.model}, per class)")
         chance = 100.0 / max(len(self.class_accuracy or self.distance), 1)
-        return ("# Structural bias: the trivial baseline\n\nSeen classes are one-hot vectors over the seen "
+        return ("# Structural bias: the trivial baseline" + _synthetic_title(self.synthetic) + "\n\n"
+                + _synthetic_note(self.synthetic) + "Seen classes are one-hot vectors over the seen "
                 "classes; an unseen class is the uniform vector over its nearest seen classes (undirected "
                 "hops). A class whose trivial vector is shared with another unseen class cannot be told apart "
                 f"by structure alone. Chance level: {chance:.2f} %.\n\n" + markdown_table(header, rows))
@@ -263,6 +285,7 @@ def analyze_bias(seen: Sequence[str], unseen: Sequence[str], *, hierarchy: Hiera
     if (train is None) != (test is None):
         raise GozError("the trivial baseline needs both --train and --test feature stores (or neither)")
     if train is not None:
+        analysis.synthetic = any(_store_is_synthetic(path) for path in (train, test))
         analysis.class_accuracy = _score_trivial_baseline(seen, analysis.nearest, train, test, per_class,
                                                           model, dict(model_params or {}))
     if out is not None:
@@ -275,8 +298,14 @@ def analyze_bias(seen: Sequence[str], unseen: Sequence[str], *, hierarchy: Hiera
                 100.0 * float(np.mean([analysis.class_accuracy[w] for w in wnids if w in analysis.class_accuracy] or [0.0]))
                 for _, wnids in windows]
         bar_plot(out / "bias.png", [label for label, _ in windows], series,
-                 title="Trivial structural baseline by hop distance to the seen classes", ylabel="%")
+                 title="Trivial structural baseline by hop distance to the seen classes"
+                 + _synthetic_title(analysis.synthetic), ylabel="%")
     return analysis
+
+
+def _store_is_synthetic(path: str | Path) -> bool:
+    with FeatureStore(path) as store:
+        return store.is_synthetic
 
 
 def _score_trivial_baseline(seen: list[str], nearest: Mapping[str, list[str]], train: str | Path,

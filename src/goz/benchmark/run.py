@@ -79,7 +79,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
               seed: int = 0, hierarchy: str | Path | Hierarchy | None = None, graph: str | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
               hyperparameters: Mapping[str, Mapping] | None = None, force: bool = False,
-              train_dtype: str | None = None, threads: int | None = None, progress: bool = True) -> list[dict]:
+              train_dtype: str | None = None, threads: int | None = None, allow_links: bool = False,
+              progress: bool = True) -> list[dict]:
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
     `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
@@ -92,7 +93,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     same fingerprint (everything that decides it: see `goz.benchmark.results`) is reused unless
     `force`; any other is recomputed and the log says what changed. `train_dtype`:
     "float16"/"float32" (default: float16 above 1 GiB). `threads`: torch CPU threads for this run
-    (default: torch's choice).
+    (default: torch's choice). A store holding HDF5 soft or external links (values read from
+    elsewhere) is refused unless `allow_links`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -111,7 +113,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
         torch.set_num_threads(threads)
     try:
         with _Inputs(train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings,
-                     uses_graph=any(model.uses_graph for model in built.values()), progress=progress) as inputs:
+                     uses_graph=any(model.uses_graph for model in built.values()), allow_links=allow_links,
+                     progress=progress) as inputs:
             plans = {name: _plan(model, settings, inputs, out, per_class, seed, train_dtype, force)
                      for name, model in built.items()}
             pending = {name: plan for name, plan in plans.items() if plan}
@@ -126,7 +129,7 @@ class _Inputs:
     """Everything a run reads, opened once, with the fingerprint of each part."""
 
     def __init__(self, train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings, *,
-                 uses_graph: bool, progress: bool):
+                 uses_graph: bool, allow_links: bool = False, progress: bool):
         self.train_path, self.test_path = Path(train), Path(test)
         self.table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
         self.seen_split, self.unseen_split = _split(seen), _split(unseen)
@@ -138,7 +141,7 @@ class _Inputs:
         self.descriptions["graph"] = self.graph_kind
         self.graph = _graph(hierarchy, self.graph_kind, self.seen_split + self.unseen_split) if uses_graph else None
         self.weights = _classifier_weights(classifier_weights, self.seen_split, self.seen_split)
-        self.settings, self.progress = settings, progress
+        self.settings, self.progress, self.allow_links = settings, progress, allow_links
 
     def __enter__(self) -> _Inputs:
         self.train_store = FeatureStore(self.train_path)
@@ -146,6 +149,12 @@ class _Inputs:
             self.test_store = FeatureStore(self.test_path)
         except BaseException:
             self.train_store.close()
+            raise
+        try:
+            for store in (self.train_store, self.test_store):
+                _check_links(store, self.allow_links)
+        except StoreError:
+            self.__exit__()
             raise
         _require(self.train_store, self.seen_split, "seen classes of the split", "training")
         _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
@@ -168,12 +177,14 @@ class _Inputs:
         self.test_store.close()
 
     def model_fingerprints(self, model: ZSLModel) -> dict[str, str]:
-        """The run's fingerprints plus what this model reads: the graph and the classifier weights."""
+        """The run's fingerprints plus what this model reads: the graph and the classifier weights, and
+        the files it reads itself (`ZSLModel.input_fingerprints`: e.g. a published classifier table)."""
         if not model.uses_graph:
-            return dict(self.fingerprints)
+            return dict(self.fingerprints) | model.input_fingerprints()
         return self.fingerprints | {
             "graph": self.graph.fingerprint() if self.graph is not None else "",
-            "classifier_weights": results.digest(self.weights) if self.weights is not None else ""}
+            "classifier_weights": results.digest(self.weights) if self.weights is not None else ""
+        } | model.input_fingerprints()
 
 
 def _model_fingerprint(model: ZSLModel) -> str:
@@ -211,8 +222,12 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
     load_start = time.perf_counter()
     # Every seen class is trained on: linear models drop those without a vector themselves, graph
     # models keep them as regression targets (zero input), as the original's graph models did.
-    features, labels, means = _read_training(inputs.train_store, seen_split, per_class, needs_samples, train_dtype,
-                                             progress)
+    if any(built[name].needs_training_features for name in pending):
+        features, labels, means = _read_training(inputs.train_store, seen_split, per_class, needs_samples,
+                                                 train_dtype, progress)
+    else:  # nothing to learn (e.g. published classifier tables): the training store is not read
+        features, labels = None, np.zeros(0, dtype=np.int64)
+        means = np.zeros((len(seen_split), inputs.train_store.dim), dtype=np.float64)
     load_seconds = time.perf_counter() - load_start
     counts = _class_counts(classes) | {"n_train_samples": int(len(labels))}
     run_facts = {"device": device, "per_class": per_class, "load_seconds": load_seconds,
@@ -239,6 +254,16 @@ def _split(value) -> list[str]:
     if isinstance(value, (str, Path)):
         return splits.load(value)
     return splits.validate(list(value), "class list")
+
+
+def _check_links(store: FeatureStore, allow_links: bool) -> None:
+    links = store.links()
+    if links and not allow_links:
+        raise StoreError(f"{store.path}: {len(links)} groups or datasets are HDF5 soft or external links, so its "
+                         f"values come from elsewhere, e.g. {links[0]}; copy the data into the store, or pass "
+                         f"--allow-links to use it as it is")
+    if links:
+        log.warning("%s: %d HDF5 links followed (--allow-links), e.g. %s", store.path, len(links), links[0])
 
 
 def _require(store: FeatureStore, wnids: list[str], what: str, role: str) -> None:
@@ -324,8 +349,9 @@ def _graph(hierarchy, kind: str, wnids: list[str]) -> ClassGraph:
 
 def _model_classes(model: ZSLModel, inputs: _Inputs) -> _Classes:
     """A graph model keeps every class (its classifiers come from the graph), as the original's GCN
-    notebook kept all 1,500; the others keep the classes with a class vector."""
-    if model.uses_graph:
+    notebook kept all 1,500, and so does any model that needs no class vector (published classifier
+    tables); the others keep the classes with a class vector."""
+    if model.uses_graph or not model.needs_class_vectors:
         return _Classes(list(inputs.seen_split), list(inputs.unseen_split), [], [])
     return inputs.classes
 
@@ -424,7 +450,7 @@ def _describe(value) -> str:
 
 
 def _data_kind(*stores: FeatureStore) -> str:
-    return "synthetic" if any(store.attrs.get("data") == "synthetic" for store in stores) else "real"
+    return "synthetic" if any(store.is_synthetic for store in stores) else "real"
 
 
 def _versions() -> dict:

@@ -17,7 +17,9 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--settings", default="zsl,gzsl", help="comma-separated: zsl, gzsl")
     bench.add_argument("--train", help="training feature store (default: the fetched one under GOZ_HOME)")
     bench.add_argument("--test", help="test feature store (default: the fetched one under GOZ_HOME)")
-    bench.add_argument("--semantics", required=True, help="class semantics table (.h5 or .npz, from `goz embed`)")
+    bench.add_argument("--semantics", required=True,
+                       help="class semantics table (.h5 or .npz, from `goz embed`), or `published`: the original "
+                            "benchmark's class vectors installed by `goz fetch published`")
     bench.add_argument("--seen", default="ilsvrc2012", help="seen classes: built-in split name or split file")
     bench.add_argument("--unseen", default="goz_v1", help="unseen classes: built-in split name or split file")
     bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
@@ -34,6 +36,8 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--force", action="store_true", help="redo (model, setting) pairs already finished")
+    bench.add_argument("--allow-links", action="store_true",
+                       help="accept feature stores whose datasets are HDF5 soft or external links (refused by default)")
     add_quiet_option(bench)
     bench.add_argument("--out", required=True, help="results directory")
     bench.set_defaults(run=run)
@@ -61,15 +65,22 @@ def run(args) -> int:
         run_bench,
     )
 
+    semantics = args.semantics
+    if semantics == "published":
+        from goz.assets.published import published_table_path
+        semantics = published_table_path("glove")
+        if not semantics.is_file():
+            raise GozError(f"--semantics published: {semantics} is not installed; run `goz fetch published`")
     results = run_bench(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         settings=[s.strip() for s in args.settings.split(",") if s.strip()],
         train=args.train or default_store("train_features.h5"),
         test=args.test or default_store("test_features.h5"),
-        semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
+        semantics=semantics, seen=args.seen, unseen=args.unseen, out=args.out,
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy, graph=args.graph,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
+        allow_links=args.allow_links,
         progress=not args.quiet)
     for result in results:
         metrics = result["metrics"]

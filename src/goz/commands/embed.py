@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from goz import splits
 from goz.home import data_home
-from goz.semantics import VECTOR_FORMATS, embed
+from goz.semantics import LEMMA_CASES, VECTOR_FORMATS, embed
 
 ORDER = 50
 
@@ -20,12 +20,17 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--format", choices=VECTOR_FORMATS, help="file format (default: guessed from name and first line)")
     parser.add_argument("--member", help="file to read inside a .zip (default: the largest, e.g. glove.6B.300d.txt)")
     parser.add_argument("--normalize", action="store_true", help="scale every class vector to unit L2 norm")
+    parser.add_argument("--lemma-case", choices=LEMMA_CASES, default="lower",
+                        help="lower: lemmas and the file's words lower-cased (default; with GloVe 6B 11 of the "
+                             "1000 ILSVRC classes get no vector); as-spelled: lemmas as WordNet spells them, "
+                             "the file's words as they are, as the DGP and GOZ code did (30 without a vector)")
     parser.set_defaults(run=run_embed)
 
 
 def run_embed(args) -> int:
     wnids = [wnid for split in args.classes for wnid in splits.load(split)]
-    table = embed(args.vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize)
+    table = embed(args.vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize,
+                  lemma_case=args.lemma_case)
     path = table.save(args.out)
     print(f"{path}: {len(table)} of {table.attrs['classes']} classes, dimension {table.dim}, "
           f"from {table.attrs['vectors']} ({table.attrs['format']})")

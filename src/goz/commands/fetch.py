@@ -1,4 +1,4 @@
-"""`goz fetch features|splits|glove|imagenet-urls`: the published assets, into GOZ_HOME."""
+"""`goz fetch features|splits|glove|imagenet-urls|published`: the published assets, into GOZ_HOME."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def add_commands(subparsers) -> None:
         "splits": "the built-in splits goz_v1 and ilsvrc2012, checked by sha256",
         "glove": "GloVe word vectors (zip from nlp.stanford.edu), every member checked",
         "imagenet-urls": "the ImageNet fall-2011 image URL list (fall11_urls.txt; may be gone from image-net.org)",
+        "published": "the original benchmark's class-vector table and its GCN-6, SGCN, DGP classifiers "
+                     "(GOZ repository, checked by git blob id, converted to goz's formats; needs pandas)",
     }
     for asset, text in helps.items():
         sub = assets.add_parser(asset, help=text, description=text)

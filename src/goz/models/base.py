@@ -42,6 +42,9 @@ class ZSLModel:
     aliases: ClassVar[tuple[str, ...]] = ()        # set by `register_model`
     display_order: ClassVar[int] = 100             # tables list models by this, then by name
     uses_graph: ClassVar[bool] = False             # needs the class graph (`TrainingData.graph`)
+    needs_class_vectors: ClassVar[bool] = True     # False: scores a candidate without a class vector
+    in_demo: ClassVar[bool] = True                 # False: needs real files the synthetic demo lacks
+    needs_training_features: ClassVar[bool] = True  # False: learns nothing, `goz bench` skips reading them
     demo_hyperparameters: ClassVar[dict] = {}      # budgets cut for a CPU demo on the synthetic benchmark
     test_hyperparameters: ClassVar[dict] = {}      # small but real settings for the model contract tests
 
@@ -61,6 +64,11 @@ class ZSLModel:
     def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
         """(n_samples, len(candidates)) compatibility scores; higher means more likely."""
         raise NotImplementedError
+
+    def input_fingerprints(self) -> dict[str, str]:
+        """Fingerprints of the files the model reads itself (not through `TrainingData`), so that a
+        result is reused only when they are unchanged; most models read none."""
+        return {}
 
     def get_params(self) -> dict:
         """Hyper-parameters (the __init__ arguments), recorded in every result JSON."""

@@ -332,6 +332,7 @@ class GraphModel(ZSLModel):
     """Shared training and scoring of the graph baselines; subclasses define the layers."""
 
     uses_graph = True
+    needs_class_vectors = False  # a candidate's classifier comes from the graph
 
     def __init__(self, hidden: Sequence[int], *, dropout: float = 0.5, bias: bool = True, score_bias: bool = False,
                  epochs: int = 3000, lr: float = 1e-3,

@@ -315,16 +315,20 @@ def load_word_vectors(path: str | Path, vocabulary: Iterable[str] | None = None,
     return _read_word_vectors(Path(path), vocabulary, fmt, member, lowercase)[0]
 
 
-def _lemma_words(lemma: str) -> tuple[str, list[tuple[str, list[str]]]]:
-    """(the lemma lower-cased, its terms (split on '_' and spaces) each with its parts (split on '-'))."""
-    word = lemma.lower()
+LEMMA_CASES = ("lower", "as-spelled")
+
+
+def _lemma_words(lemma: str, lemma_case: str = "lower") -> tuple[str, list[tuple[str, list[str]]]]:
+    """(the lemma, lower-cased for "lower", its terms (split on '_' and spaces) each with its parts
+    (split on '-'))."""
+    word = lemma.lower() if lemma_case == "lower" else lemma
     return word, [(term, [part for part in term.split("-") if part]) for term in _TERM_SEPARATORS.split(word) if term]
 
 
-def _lemma_vector(lemma: str, vectors: dict[str, np.ndarray]) -> np.ndarray | None:
+def _lemma_vector(lemma: str, vectors: dict[str, np.ndarray], lemma_case: str = "lower") -> np.ndarray | None:
     """The lemma's vector; else the mean of its terms', a term missing being the mean of its parts'
     (the two-level rule of the GloVe helper of DGP and GOZ)."""
-    word, terms = _lemma_words(lemma)
+    word, terms = _lemma_words(lemma, lemma_case)
     if word in vectors:
         return vectors[word]
     term_vectors = []
@@ -339,17 +343,21 @@ def _lemma_vector(lemma: str, vectors: dict[str, np.ndarray]) -> np.ndarray | No
 
 
 def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt: str | None = None,
-          member: str | None = None, normalize: bool = False) -> SemanticsTable:
+          member: str | None = None, normalize: bool = False, lemma_case: str = "lower") -> SemanticsTable:
     """The semantics table of `wnids`: each class's vector is the mean of its lemmas' word vectors.
 
-    A lemma is looked up lower-cased, in the file's words lower-cased too. A lemma missing from the
+    `lemma_case="lower"` (the default) looks a lemma up lower-cased, in the file's words lower-cased
+    too; `"as-spelled"` looks it up exactly as WordNet spells it ("Granny_Smith"), in the file's words
+    as they are, which is what the GloVe helpers of DGP and GOZ do (with GloVe 6B, whose vocabulary is
+    lower-case, a capitalized lemma is then found only through its parts). A lemma missing from the
     vocabulary is split on '_' and spaces into terms and the terms found are averaged, a term missing
     being split on '-' and replaced by the mean of its parts found; a lemma with nothing found
-    contributes nothing. This is how the original GOZ and DGP built their GloVe class vectors.
-    Classes with no usable lemma get no vector: they
-    are reported in a warning and in `attrs["missing"]`. `hierarchy` defaults to the packaged
-    WordNet 3.0 (`goz.wordnet.load()`); `normalize` scales each class vector to unit L2 norm.
+    contributes nothing (the two-level rule of DGP and GOZ). Classes with no usable lemma get no
+    vector: they are reported in a warning and in `attrs["missing"]`. `hierarchy` defaults to the
+    packaged WordNet 3.0 (`goz.wordnet.load()`); `normalize` scales each class vector to unit L2 norm.
     """
+    if lemma_case not in LEMMA_CASES:
+        raise GozError(f"unknown lemma case {lemma_case!r} (choose from {', '.join(LEMMA_CASES)})")
     if hierarchy is None:
         import goz.wordnet  # deferred: reading WordNet is only needed here, not to load tables
         hierarchy = goz.wordnet.load()
@@ -361,16 +369,18 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
     vocabulary = set()
     for wnid in wnids:
         for lemma in hierarchy.lemmas(wnid):
-            word, terms = _lemma_words(lemma)
+            word, terms = _lemma_words(lemma, lemma_case)
             vocabulary.add(word)
             for term, parts in terms:
                 vocabulary.update([term, *parts])
-    vectors, source, fmt = _read_word_vectors(Path(vectors_path), vocabulary, fmt, member, lowercase=True)
+    vectors, source, fmt = _read_word_vectors(Path(vectors_path), vocabulary, fmt, member,
+                                              lowercase=lemma_case == "lower")
     if not vectors:
         raise GozError(f"{vectors_path}: not one word of the {len(wnids)} classes' lemmas is in this file")
     kept, rows, missing = [], [], []
     for wnid in wnids:
-        lemma_vectors = [v for v in (_lemma_vector(lemma, vectors) for lemma in hierarchy.lemmas(wnid)) if v is not None]
+        lemma_vectors = [v for v in (_lemma_vector(lemma, vectors, lemma_case) for lemma in hierarchy.lemmas(wnid))
+                         if v is not None]
         if lemma_vectors:
             kept.append(wnid)
             rows.append(np.mean(lemma_vectors, axis=0))
@@ -381,6 +391,7 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
                     len(wnids), Path(vectors_path).name, ", ".join(missing[:10]), " ..." if len(missing) > 10 else "")
     dim = next(iter(vectors.values())).shape[0]
     attrs = {"vectors": source, "format": fmt, "classes": len(wnids),
-             "missing_count": len(missing), "missing": " ".join(missing), "normalized": normalize}
+             "missing_count": len(missing), "missing": " ".join(missing), "normalized": normalize,
+             "lemma_case": lemma_case}
     table = SemanticsTable(kept, np.array(rows, np.float32).reshape(len(kept), dim), attrs)
     return table.normalized() if normalize else table

@@ -1,0 +1,89 @@
+"""Classifier tables: wnid -> a linear classifier (weight row and bias) for test features.
+
+The format of predicted classifiers, such as those the original GOZ benchmark published for its
+graph models (converted by `goz fetch published`): HDF5 with `wnids` (utf-8 strings), `weights`
+float32 (C, D) and `bias` float32 (C,), plus free-form attributes (where the table came from); or
+`.npz` with the same three arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from goz.errors import GozError
+
+
+@dataclass
+class ClassifierTable:
+    wnids: list[str]
+    weights: np.ndarray  # (C, D) float32
+    bias: np.ndarray     # (C,) float32
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=np.float32)
+        self.bias = np.asarray(self.bias, dtype=np.float32).reshape(-1)
+        if self.weights.ndim != 2 or len(self.weights) != len(self.wnids) or len(self.bias) != len(self.wnids):
+            raise GozError(f"classifier table: {len(self.wnids)} wnids but weights {self.weights.shape} "
+                           f"and bias {self.bias.shape}")
+        if len(set(self.wnids)) != len(self.wnids):
+            raise GozError("classifier table: duplicate wnids")
+        if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all()):
+            raise GozError("classifier table: NaN or infinite values")
+        self._row = {wnid: row for row, wnid in enumerate(self.wnids)}
+
+    @property
+    def dim(self) -> int:
+        return self.weights.shape[1]
+
+    def __contains__(self, wnid: object) -> bool:
+        return wnid in self._row
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+    def rows(self, wnids: Sequence[str], source: str = "classifier table") -> tuple[np.ndarray, np.ndarray]:
+        """(weights (n, D), bias (n,)) of `wnids` in their order; GozError naming the classes it lacks."""
+        missing = [w for w in wnids if w not in self._row]
+        if missing:
+            raise GozError(f"{source}: no classifier for {len(missing)} of the {len(wnids)} classes asked for: "
+                           f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        index = [self._row[w] for w in wnids]
+        return self.weights[index], self.bias[index]
+
+    def save(self, path: str | Path) -> Path:
+        """Writes HDF5 (or .npz by suffix) atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp" + path.suffix)
+        if path.suffix == ".npz":
+            np.savez(temporary, wnids=np.array(self.wnids), weights=self.weights, bias=self.bias)
+        else:
+            with h5py.File(temporary, "w") as h5:
+                h5.create_dataset("wnids", data=np.array(self.wnids, dtype=h5py.string_dtype("utf-8")))
+                h5.create_dataset("weights", data=self.weights)
+                h5.create_dataset("bias", data=self.bias)
+                for key, value in self.attrs.items():
+                    h5.attrs[key] = value
+        temporary.replace(path)
+        return path
+
+
+def load(path: str | Path) -> ClassifierTable:
+    path = Path(path)
+    if not path.is_file():
+        raise GozError(f"{path}: no such classifier table (the published ones: `goz fetch published`)")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                return ClassifierTable([str(w) for w in arrays["wnids"]], arrays["weights"], arrays["bias"])
+        with h5py.File(path, "r") as h5:
+            wnids = [w.decode() if isinstance(w, bytes) else str(w) for w in h5["wnids"][()]]
+            return ClassifierTable(wnids, h5["weights"][()], h5["bias"][()], dict(h5.attrs))
+    except (OSError, KeyError, ValueError) as error:
+        raise GozError(f"{path}: not a classifier table with 'wnids', 'weights' and 'bias' ({error})") from None
