@@ -360,3 +360,19 @@ def test_graph_models_score_without_the_bias_unless_asked():
     model.score_bias = True
     np.testing.assert_allclose(model.scores(test_x, unseen), test_x @ weights.T + bias, rtol=1e-5, atol=1e-5)
     assert models.create("dgp", score_bias=True).get_params()["score_bias"] is True
+
+
+def test_fused_loss_matches_normalize_then_squared_error():
+    from goz.models.graph import _NormalizedSquaredError
+
+    torch.manual_seed(0)
+    z = (3 * torch.randn(40, 9)).requires_grad_()
+    targets = torch.nn.functional.normalize(torch.randn(40, 9), dim=1)
+    loss = _NormalizedSquaredError.apply(z, targets)
+    (3 * loss).backward()
+    fused = loss.detach(), z.grad.clone()
+    z.grad = None
+    reference = ((torch.nn.functional.normalize(z, dim=1) - targets) ** 2).sum() / (2 * len(z))
+    (3 * reference).backward()
+    torch.testing.assert_close(fused[0], reference.detach())
+    torch.testing.assert_close(fused[1], z.grad)

@@ -109,7 +109,8 @@ class _Propagation:
     base: torch.Tensor            # (nnz,) float32 values of the M_k, in CSR order
     group: torch.Tensor           # (nnz,) int64: k of each value
     pattern: torch.Tensor         # CSR tensor with values `base`: the pattern for sampled products
-    transposed_order: torch.Tensor  # (nnz,) M^T's CSR values are values[transposed_order]
+    transposed_base: torch.Tensor   # (nnz,) `base` in M^T's CSR order
+    transposed_group: torch.Tensor  # (nnz,) `group` in M^T's CSR order
     transposed_indptr: torch.Tensor
     transposed_indices: torch.Tensor
     scipy_pattern: sp.csr_matrix | None  # CPU: scipy's CSR product is several times faster than torch's
@@ -148,7 +149,8 @@ def _propagation(blocks: Sequence[sp.csr_matrix], device: torch.device) -> _Prop
     base = torch.from_numpy(values).to(device)
     return _Propagation(
         shape, base, as_long(group), _csr_tensor(as_long(indptr), as_long(cols), base, shape, device),
-        as_long(transposed), as_long(transposed_indptr), as_long(rows[transposed]),
+        torch.from_numpy(values[transposed]).to(device), as_long(group[transposed]), as_long(transposed_indptr),
+        as_long(rows[transposed]),
         # int32 indices throughout (fewer than 2^31 entries), so scipy never converts them per product
         sp.csr_matrix((values, cols.astype(np.int32), indptr.astype(np.int32)), shape=shape) if on_cpu else None,
         sp.csr_matrix((values[transposed], rows[transposed].astype(np.int32), transposed_indptr.astype(np.int32)),
@@ -163,6 +165,13 @@ def _sparse_product(pattern: sp.csr_matrix | None, indptr, indices, values: torc
     return torch.sparse.mm(_csr_tensor(indptr, indices, values, shape, h.device), h)
 
 
+def _scaled(base: torch.Tensor, group: torch.Tensor, mixture: torch.Tensor, scale: float) -> torch.Tensor:
+    """The stored values of sum_k a_k M_k times `scale`; a single matrix needs no per-entry lookup."""
+    if len(mixture) == 1:
+        return base if scale == 1.0 and bool(mixture[0] == 1.0) else base * (float(mixture[0]) * scale)
+    return base * (mixture[group] * scale)
+
+
 class _MixedPropagation(torch.autograd.Function):
     """(sum_k a_k M_k) (scale * h), float32 (sparse kernels have no bfloat16). Backward: M^T grad for h
     and, for a learnable mixture, d/da_k = sum over M_k's entries of M_k[i, j] scale grad_i . h_j
@@ -172,8 +181,9 @@ class _MixedPropagation(torch.autograd.Function):
     def forward(ctx, mixture: torch.Tensor, h: torch.Tensor, prop: _Propagation, scale: float) -> torch.Tensor:
         with torch.autocast(h.device.type, enabled=False):
             h = h.detach().float().contiguous()
-            values = prop.base * (mixture.detach()[prop.group] * scale)
-            ctx.prop, ctx.scale, ctx.values, ctx.n_groups = prop, scale, values, len(mixture)
+            mixture = mixture.detach()
+            values = _scaled(prop.base, prop.group, mixture, scale)
+            ctx.prop, ctx.scale, ctx.mixture, ctx.n_groups = prop, scale, mixture, len(mixture)
             ctx.save_for_backward(h if ctx.needs_input_grad[0] else None)
             pattern = prop.scipy_pattern
             indptr, indices = (prop.pattern.crow_indices(), prop.pattern.col_indices()) if pattern is None else (None, None)
@@ -186,7 +196,7 @@ class _MixedPropagation(torch.autograd.Function):
         grad_mixture = grad_h = None
         with torch.autocast(grad.device.type, enabled=False):
             if ctx.needs_input_grad[1]:
-                transposed = ctx.values[prop.transposed_order]
+                transposed = _scaled(prop.transposed_base, prop.transposed_group, ctx.mixture, ctx.scale)
                 grad_h = _sparse_product(prop.scipy_transposed, prop.transposed_indptr, prop.transposed_indices,
                                          transposed, prop.shape[::-1], grad)
             if ctx.needs_input_grad[0]:
@@ -195,6 +205,27 @@ class _MixedPropagation(torch.autograd.Function):
                 grad_mixture = torch.zeros(ctx.n_groups, device=grad.device).index_add_(  # a group may be empty here
                     0, prop.group, dots * prop.base * ctx.scale)
         return grad_mixture, grad_h, None, None
+
+
+class _NormalizedSquaredError(torch.autograd.Function):
+    """sum_i |z_i / |z_i| - t_i|^2 / (2 N), the DGP loss on L2-normalized outputs, in a few passes over
+    z instead of the dozen of normalize + subtract + square + sum under autograd (a tenth of an epoch)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        z = z.float()
+        norms = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min_(1e-12)  # as F.normalize's eps
+        unit = z / norms
+        residual = unit - targets
+        ctx.save_for_backward(unit, residual, norms)
+        return residual.square().sum() / (2 * len(z))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        unit, residual, norms = ctx.saved_tensors
+        along = residual.mul_(grad / len(unit))  # d loss / d unit (the residual is not needed any more)
+        radial = (unit * along).sum(dim=1, keepdim=True)
+        return along.sub_(unit.mul_(radial)).div_(norms), None
 
 
 @dataclass
@@ -210,12 +241,14 @@ class _Plan:
     constant_first: list = field(default_factory=list)  # [(inputs, M inputs)] when layer 1 has no dropout
 
 
-def _drop(h: torch.Tensor, p: float, training: bool) -> tuple[torch.Tensor, float]:
+def _drop(h: torch.Tensor, p: float, training: bool, in_place: bool = False) -> tuple[torch.Tensor, float]:
     """Dropout's mask, and the 1 / (1 - p) that `_MixedPropagation` applies to the (fewer) stored values
-    instead of to every element; the mask is drawn by `torch.rand` (bernoulli_ is ~5x slower on CPUs)."""
+    instead of to every element; the mask is drawn by `torch.rand` (bernoulli_ is ~5x slower on CPUs).
+    `in_place` for a hidden layer's fresh activations (never for the shared class vectors)."""
     if not training or p == 0.0:
         return h, 1.0
-    return h.masked_fill(torch.rand(h.shape, device=h.device) < p, 0.0), 1.0 / (1.0 - p)
+    drop = torch.rand(h.shape, device=h.device) < p
+    return (h.masked_fill_(drop, 0.0) if in_place else h.masked_fill(drop, 0.0)), 1.0 / (1.0 - p)
 
 
 class GraphNetwork(nn.Module):
@@ -253,17 +286,24 @@ class GraphNetwork(nn.Module):
             rows = inputs
         return _Plan(torch.from_numpy(rows).long().to(device), layers[::-1])
 
-    def forward(self, node_inputs: torch.Tensor, plan: _Plan) -> torch.Tensor:
-        """The plan's output rows from `node_inputs`, the class vectors of the plan's `input_rows`."""
+    def forward(self, node_inputs: torch.Tensor, plan: _Plan, normalize: bool = True) -> torch.Tensor:
+        """The plan's output rows from `node_inputs`, the class vectors of the plan's `input_rows`
+        (L2-normalized unless `normalize=False`: `loss` normalizes them itself)."""
         with torch.autocast(node_inputs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            return self._layers(node_inputs, plan)
+            h = self._layers(node_inputs, plan)
+        return F.normalize(h.float(), dim=1) if normalize else h
+
+    def loss(self, node_inputs: torch.Tensor, plan: _Plan, targets: torch.Tensor) -> torch.Tensor:
+        """The DGP loss: squared error of the normalized outputs against the targets / (2 N)."""
+        return _NormalizedSquaredError.apply(self(node_inputs, plan, normalize=False), targets)
 
     def _layers(self, h: torch.Tensor, plan: _Plan) -> torch.Tensor:
         last = len(self.specs) - 1
         for number, (spec, layer) in enumerate(zip(self.specs, plan.layers)):
             mixture = (torch.ones(1, device=h.device) if spec.phase is None
                        else torch.softmax(self.mixtures[spec.phase], dim=0))
-            dropped, scale = _drop(h, self.dropout, self.training) if spec.dropout else (h, 1.0)
+            dropped, scale = (_drop(h, self.dropout, self.training, in_place=number > 0) if spec.dropout
+                              else (h, 1.0))
             if number == 0 and scale == 1.0 and spec.phase is None:
                 # The class vectors are constants: without dropout, the first propagation is computed once.
                 if not plan.constant_first or plan.constant_first[0][0] is not h:
@@ -280,7 +320,7 @@ class GraphNetwork(nn.Module):
                     h = h + self.biases[number]
             if number < last:
                 h = F.leaky_relu(h, LEAKY_SLOPE)
-        return F.normalize(h.float(), dim=1)
+        return h
 
 
 def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, *, n_batches: int,
@@ -419,7 +459,7 @@ class GraphModel(ZSLModel):
     def _train(self, network: GraphNetwork, inputs: torch.Tensor, seen_rows: np.ndarray, targets: np.ndarray,
                train: np.ndarray, holdout: np.ndarray, device: torch.device) -> list[dict]:
         def l2_loss(plan: _Plan, plan_inputs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
-            return ((network(plan_inputs, plan) - wanted) ** 2).sum() / (2 * len(wanted))
+            return network.loss(plan_inputs, plan, wanted)
 
         train_plan = network.plan(seen_rows[train], device)
         train_inputs, train_targets = inputs[train_plan.input_rows], torch.from_numpy(targets[train]).to(device)
