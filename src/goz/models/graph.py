@@ -40,8 +40,8 @@ receptive field only; the result is the same as propagating the whole graph. Eac
 before its dense product ((A H) W: the propagation's output rows are never more than its inputs),
 the mixed matrices of DGP are one sparse pattern, dropout's 1 / (1 - p) scales the stored sparse
 values instead of every element, and a first layer without dropout propagates the (constant) class
-vectors once. On the CPU the sparse products use scipy (several times faster than torch's CSR
-kernels there). `precision="bfloat16"`
+vectors once, hidden-layer dropout works in place, and the loss is one autograd function. On the
+CPU the sparse products use scipy (several times faster than torch's CSR kernels there). `precision="bfloat16"`
 runs the dense products under autocast (sparse products stay float32): about 2x faster on CPUs with
 AVX512-BF16, at bfloat16's precision; the default is float32, as the original.
 """
