@@ -9,7 +9,7 @@ import pytest
 import checkout
 import ray
 
-from extract_helpers import make_tree, tiny_backbone
+from extract_helpers import make_tree, synset_tars, tiny_backbone
 from goz.extract import extract
 from goz.store import FeatureStore
 
@@ -19,7 +19,7 @@ def local_ray():
     tests = checkout.TESTS
     # Ray's workers import the test's tiny model and this checkout's goz.
     path = f"{tests.parent / 'src'}:{tests}"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # never a cluster of another run
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
     ray.shutdown()
@@ -28,7 +28,7 @@ def local_ray():
 def test_ray_engine_equals_local_engine(tmp_path, local_ray):
     images = make_tree(tmp_path / "images", {"n00000001": 3, "n00000002": 2, "n00000003": 4})
     (images / "n00000002" / "n00000002_7.jpg").write_bytes(b"<html>gone</html>")
-    local = extract(images, tmp_path / "local.h5", backbone=tiny_backbone(), progress=False)
+    local = extract(images, tmp_path / "local.h5", backbone=tiny_backbone(), batch_size=2, progress=False)
     distributed = extract(images, tmp_path / "ray.h5", backbone=tiny_backbone(), engine="ray",
                           batch_size=2, progress=False)
     assert distributed.skipped == local.skipped and len(local.skipped) == 1
@@ -36,5 +36,14 @@ def test_ray_engine_equals_local_engine(tmp_path, local_ray):
         assert actual.classes == expected.classes == ["n00000001", "n00000002", "n00000003"]
         for wnid in expected.classes:
             np.testing.assert_array_equal(actual.ids(wnid), expected.ids(wnid))
-            np.testing.assert_allclose(actual.features(wnid), expected.features(wnid), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(actual.features(wnid), expected.features(wnid))  # the same batches
         assert actual.attrs == expected.attrs
+
+    # Split by tar: one Ray task per <wnid>.tar, the same store again.
+    tars = synset_tars(images, tmp_path / "tars")
+    from_tars = extract(tars, tmp_path / "tars.h5", backbone=tiny_backbone(), engine="ray", batch_size=2,
+                        progress=False)
+    assert from_tars.source == "synset-tars" and [s[1] for s in from_tars.skipped] == ["n00000002.tar/n00000002_7.jpg"]
+    with FeatureStore(tmp_path / "local.h5") as expected, FeatureStore(tmp_path / "tars.h5") as actual:
+        for wnid in expected.classes:
+            np.testing.assert_array_equal(actual.features(wnid), expected.features(wnid))

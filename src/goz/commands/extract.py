@@ -1,12 +1,16 @@
-"""`goz extract IMAGES STORE.h5` and `goz verify IMAGES STORE.h5 [--recompute N]`."""
+"""`goz extract IMAGES STORE.h5 [--backbone SPEC] [--classes SPLIT] [--ids LIST]` and `goz verify IMAGES STORE.h5 [--recompute N]`."""
 
 from __future__ import annotations
 
 from goz.commands.options import add_quiet_option, non_negative_int, positive_int
 
-# Literal, so that `goz --help` does not import torch; tests check them against goz.extract.backbone.
-WEIGHTS = ("imagenet1k_v1", "imagenet1k_v2")
+# Literal, so that `goz --help` does not import torch; tests check them against goz.extract.
 PRECISIONS = ("bf16", "fp16", "fp32")
+SOURCES = ("folder", "synset-tars", "tar-of-tars", "webdataset")
+IMAGES_HELP = ("image source: a folder of <wnid>/ sub-folders, a folder of <wnid>.tar (ImageNet-21K), "
+               "the ILSVRC-2012 training tar (tar of tars), or WebDataset shards (a .tar, a folder of them, "
+               "or a brace pattern such as 'shards-{0000..0099}.tar'); read in place, never unpacked")
+SHOWN_MISSING = 10
 
 ORDER = 30
 SHOWN_SKIPS = 20
@@ -14,15 +18,21 @@ SHOWN_SKIPS = 20
 
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
-        "extract", help="ResNet-50 features of an image folder into a GOZ feature store (resumable)",
-        description="Extracts torchvision ResNet-50 pooled features of IMAGES/<wnid>/<wnid>_<id>.<ext> into "
-                    "STORE.h5 (the GOZ layout). Rerun the same command to resume after an interruption.")
-    parser.add_argument("images", help="image folder: one sub-folder per WordNet id")
+        "extract", help="backbone features of ImageNet images (folders, tars, shards) into a GOZ store (resumable)",
+        description="Extracts features (default: torchvision ResNet-50, the GOZ features) of the images of "
+                    "IMAGES, named <wnid>_<id>, into STORE.h5 (the GOZ layout). Rerun the same command to "
+                    "resume after an interruption.")
+    parser.add_argument("images", help=IMAGES_HELP)
     parser.add_argument("store", help="HDF5 feature store to create or complete")
-    parser.add_argument("--weights", choices=sorted(WEIGHTS), default="imagenet1k_v1",
-                        help="torchvision weights and their preprocessing (default: imagenet1k_v1, the GOZ features')")
+    add_source_options(parser)
+    parser.add_argument("--backbone", default="resnet50", metavar="SPEC",
+                        help="torchvision model name (resnet50 [default], resnet101, vit_b_16, efficientnet_b0, "
+                             "...), timm:NAME, or clip:ARCH[:PRETRAINED|:CHECKPOINT]")
+    parser.add_argument("--weights", metavar="NAME",
+                        help="torchvision weight set and its preprocessing (default: imagenet1k_v1 for resnet50, "
+                             "the GOZ features'; the model's DEFAULT otherwise)")
     parser.add_argument("--weights-file", metavar="PATH",
-                        help="a torchvision ResNet-50 state dict on disk, for machines without internet")
+                        help="a state dict of the backbone on disk (machines without internet, custom weights)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="fp32 (default, exact) or fp16/bf16 autocast (faster on GPU, approximate)")
@@ -40,11 +50,12 @@ def add_commands(subparsers) -> None:
     parser.set_defaults(run=run_extract)
 
     check = subparsers.add_parser(
-        "verify", help="check a feature store against its image folder",
+        "verify", help="check a feature store against its image source",
         description="The four checks of the original extraction code: same classes, same number of samples "
                     "per class, ids equal to the file names, recomputed features equal to the stored ones.")
-    check.add_argument("images", help="image folder the store was extracted from")
+    check.add_argument("images", help="the image source the store was extracted from; " + IMAGES_HELP)
     check.add_argument("store", help="HDF5 feature store")
+    add_source_options(check)
     check.add_argument("--recompute", type=non_negative_int, default=0, metavar="N",
                        help="recompute the features of N random classes and compare (default: 0)")
     check.add_argument("--weights-file", metavar="PATH", help="the weights file the store was extracted with")
@@ -53,16 +64,25 @@ def add_commands(subparsers) -> None:
     check.set_defaults(run=run_verify)
 
 
+def add_source_options(parser) -> None:
+    parser.add_argument("--source", choices=SOURCES, help="kind of image source (default: recognised from IMAGES)")
+    parser.add_argument("--classes", metavar="SPLIT", help="keep only these classes: split name (goz_v1, ...) or file")
+    parser.add_argument("--ids", metavar="LIST",
+                        help="keep exactly the images named in LIST: a URL list (<wnid>_<id><TAB><url>) or a file "
+                             "of <wnid>_<id> keys; the images not found are reported per class")
+
+
 def run_extract(args) -> int:
     from goz.extract import extract
 
-    result = extract(args.images, args.store, weights=args.weights, weights_file=args.weights_file,
+    result = extract(args.images, args.store, backbone=args.backbone, weights=args.weights,
+                     weights_file=args.weights_file, source=args.source, classes=args.classes, ids=args.ids,
                      device=args.device, precision=args.precision, batch_size=args.batch_size,
                      workers=args.workers, threads=args.threads, engine=args.engine, gpu_decode=args.gpu_decode,
                      num_gpus=args.num_gpus, actors=args.actors, ray_address=args.ray_address,
                      progress=not args.quiet)
     print(f"store      {result.store}")
-    print(f"classes    {result.classes} in the folder: {result.extracted_classes} extracted now, "
+    print(f"classes    {result.classes} in the {result.source} source: {result.extracted_classes} extracted now, "
           f"{result.already_done} already in the store")
     print(f"images     {result.images} in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s)")
     if result.skipped:
@@ -71,6 +91,14 @@ def run_extract(args) -> int:
             print(f"  {file}: {reason} [{stage}]")
         if len(result.skipped) > SHOWN_SKIPS:
             print(f"  ... and {len(result.skipped) - SHOWN_SKIPS} more")
+    if result.missing:
+        images = sum(len(ids) for ids in result.missing.values())
+        print(f"missing    {images} requested images of {len(result.missing)} classes not in the source "
+              f"(listed in {result.store}.skipped.tsv):")
+        for wnid, ids in list(result.missing.items())[:SHOWN_MISSING]:
+            print(f"  {wnid}: {len(ids)} images" if ids else f"  {wnid}: the whole class")
+        if len(result.missing) > SHOWN_MISSING:
+            print(f"  ... and {len(result.missing) - SHOWN_MISSING} more classes")
     return 0
 
 
@@ -78,6 +106,6 @@ def run_verify(args) -> int:
     from goz.extract import verify
 
     report = verify(args.images, args.store, recompute=args.recompute, weights_file=args.weights_file,
-                    device=args.device, seed=args.seed)
+                    source=args.source, classes=args.classes, ids=args.ids, device=args.device, seed=args.seed)
     print("\n".join(report.lines()))
     return 0 if report.ok else 1

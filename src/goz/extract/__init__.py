@@ -1,11 +1,12 @@
-"""Image folders -> GOZ feature store: `extract(images, store, ...)` and `verify(images, store, ...)`.
+"""Images -> GOZ feature store: `extract(images, store, ...)` and `verify(images, store, ...)`.
 
-Modules: `dataset` (tree scan, Pillow decoding, torch Dataset), `backbone` (ResNet-50 and its
-preprocessing), `writer` (crash-safe commits, lock, skip log), `engines` (local DataLoader, Ray
-Data), `verify` (the reference's four checks).
+Modules: `sources` (folder tree, per-synset tars, tar of tars, WebDataset shards; selection),
+`dataset` (image references, Pillow decoding, torch Dataset), `backbone` (the registry of
+feature extractors and their preprocessing), `writer` (crash-safe commits, lock, skip log),
+`engines` (local DataLoader, Ray Data), `verify` (the reference's four checks).
 
-Test hook: both functions accept `backbone=`, a prebuilt `Backbone` used instead of loading
-ResNet-50 (the tests inject a tiny model where the numbers do not matter).
+`backbone=` is a spec (`resnet50`, `vit_b_16`, `timm:NAME`, `clip:ARCH[:PRETRAINED]`) or a prebuilt
+`Backbone` used as is (the tests inject a tiny model where the numbers do not matter).
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from goz.errors import GozError
-from goz.extract.backbone import Backbone, load_backbone
-from goz.extract.dataset import DEFAULT_MAX_PIXELS, scan_tree
+from goz.extract.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from goz.extract.dataset import DEFAULT_MAX_PIXELS, ImageTree
 from goz.extract.engines import ClassCollector, run_local, run_ray
+from goz.extract.sources import SOURCES, read_image_keys, scan_images, select
 from goz.extract.verify import VerifyReport, verify
 from goz.extract.writer import StoreWriter, read_skip_log
 
-__all__ = ["extract", "verify", "ExtractResult", "VerifyReport", "Backbone", "load_backbone"]
+__all__ = ["extract", "verify", "ExtractResult", "VerifyReport", "Backbone", "load_backbone", "SOURCES",
+           "scan_selected"]
 
 log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
@@ -34,12 +38,14 @@ ENGINES = ("local", "ray")
 @dataclass
 class ExtractResult:
     store: Path
-    classes: int                 # classes in the image folder
+    classes: int                 # classes in the source (after --classes/--ids)
     extracted_classes: int       # classes committed by this run
     already_done: int            # classes found committed by an earlier run
     images: int                  # images processed by this run (decoded or skipped)
     seconds: float
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, file, reason), whole store
+    source: str = "folder"       # the kind of image source read
+    missing: dict[str, list[int]] = field(default_factory=dict)  # requested, not in the source: {wnid: ids}
 
     @property
     def images_per_second(self) -> float:
@@ -57,17 +63,47 @@ def default_workers(device: str) -> int:
     return min(32, max(1, cores - 2)) if device.startswith("cuda") else 0
 
 
-def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k_v1",
-            weights_file: str | Path | None = None, device: str = "cpu", precision: str = "fp32",
+def scan_selected(images: str | Path, *, source: str | None = None, classes: str | Sequence[str] | None = None,
+                  ids: str | Path | dict[str, set[int]] | None = None) -> tuple[ImageTree, dict[str, list[int]]]:
+    """The images of the source at `images`, kept to `classes` (a split name or file, or wnids) and
+    `ids` (a URL list or key file, or {wnid: ids}); and the requested images not found, per class.
+    GozError when the source holds no image, or none of those requested."""
+    if isinstance(classes, (str, Path)):
+        from goz.splits.registry import load
+
+        classes = load(classes)
+    if isinstance(ids, (str, Path)):
+        ids = read_image_keys(ids)
+    tree = scan_images(images, source)
+    if not tree.classes:
+        shown = "; ".join(f"{name}: {reason}" for name, reason in tree.problems[:3])
+        raise GozError(f"{images}: no image found in this {tree.kind} source"
+                       f"{f' ({len(tree.problems)} problems, e.g. {shown})' if shown else ''}; expected "
+                       f"{SOURCES[tree.kind].description}")
+    selected, missing = select(tree, classes, ids)
+    if not selected.classes:
+        raise GozError(f"{images}: none of the requested {'images' if ids is not None else 'classes'} is in this "
+                       f"{tree.kind} source ({tree.n_images} images of {len(tree.classes)} classes there, "
+                       f"e.g. {tree.classes[0].wnid}); check --classes/--ids")
+    return selected, missing
+
+
+def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone = DEFAULT_BACKBONE,
+            weights: str | None = None, weights_file: str | Path | None = None, source: str | None = None,
+            classes: str | Sequence[str] | None = None, ids: str | Path | dict[str, set[int]] | None = None,
+            device: str = "cpu", precision: str = "fp32",
             batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
             engine: str = "local", gpu_decode: bool = False, num_gpus: float = 0, actors: int = 1,
-            ray_address: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
-            backbone: Backbone | None = None) -> ExtractResult:
-    """Extracts ResNet-50 features of every class folder of `images` into the GOZ store `store`.
+            ray_address: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+            progress: bool = True) -> ExtractResult:
+    """Extracts `backbone` features of the images at `images` into the GOZ store `store`.
 
-    Resumable: classes already in the store (or committed as parts by a killed run) are skipped,
-    new classes are added. `threads` sets torch's intra-op threads (default: all cores).
-    `engine="ray"` runs on a Ray cluster (`ray_address`, `num_gpus` per actor, `actors`).
+    `images` is a folder tree, a folder of per-synset tars, a tar of tars or WebDataset shards
+    (`source` forces the kind); `classes` and `ids` select. Resumable: classes already in the store
+    (or committed as parts by a killed run) are skipped, new classes are added; batches hold one
+    class each, so a resumed run is bit-identical to an uninterrupted one. `threads` sets torch's
+    intra-op threads (default: all cores). `engine="ray"` runs on a Ray cluster (`ray_address`,
+    `num_gpus` per actor, `actors`).
     """
     if engine not in ENGINES:
         raise GozError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -79,26 +115,27 @@ def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k
             raise GozError(f"{name} must be at least {least}, got {value}")
     started = time.perf_counter()
     store = Path(store)
-    tree = scan_tree(images)
+    tree, missing = scan_selected(images, source=source, classes=classes, ids=ids)
     for file, reason in tree.problems:
         log.warning("skipped %s: %s", file, reason)
     if threads:
         torch.set_num_threads(threads)
-    # The arguments (folder, store path, lock) are checked before the weights are loaded or downloaded.
+    # The arguments (source, store path, lock) are checked before the weights are loaded or downloaded.
     with StoreWriter(store) as writer:
-        if backbone is None:
-            backbone = load_backbone(weights, weights_file, device=device, precision=precision,
-                                     gpu_decode=gpu_decode)
-        writer.bind(backbone.attrs)
+        if not isinstance(backbone, Backbone):
+            backbone = load_backbone(backbone, weights=weights, weights_file=weights_file, device=device,
+                                     precision=precision, gpu_decode=gpu_decode)
         cuda = backbone.device.type == "cuda"
         batch_size = batch_size or (256 if cuda else 16)
+        # Recorded for `goz verify`: a class's features are those of its own batches of this size.
+        writer.bind(backbone.attrs | {"batch_size": batch_size})
         workers = default_workers(str(backbone.device)) if workers is None else workers
         already = [c for c in tree.classes if c.wnid in writer.committed]
         pending = [c for c in tree.classes if c.wnid not in writer.committed
-                   and not all(f.path.relative_to(tree.root).as_posix() in writer.decode_skips for f in c.files)]
+                   and not all(f.name in writer.decode_skips for f in c.files)]
         log.info("%d classes, %d already in the store, %d to extract (%d images)", len(tree.classes),
                  len(already), len(pending), sum(len(c.files) for c in pending))
-        collector = ClassCollector(pending, tree.root, backbone.dim, writer.commit)
+        collector = ClassCollector(pending, backbone.dim, writer.commit)
         try:
             if engine == "local":
                 run_local(collector, backbone, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
@@ -108,8 +145,10 @@ def extract(images: str | Path, store: str | Path, *, weights: str = "imagenet1k
                         ray_address=ray_address, max_pixels=max_pixels, progress=progress)
         finally:
             # Also on Ctrl-C or an error: what was committed reaches the store now.
-            writer.merge(tree.problems)
+            writer.merge(tree.problems, missing)
     return ExtractResult(
         store=store, classes=len(tree.classes), extracted_classes=len(pending), already_done=len(already),
         images=len(collector.files), seconds=time.perf_counter() - started,
-        skipped=[(stage, file, reason) for file, (stage, reason) in read_skip_log(store).items()])
+        skipped=[(stage, file, reason) for file, (stage, reason) in read_skip_log(store).items()
+                 if stage != "missing"],
+        source=tree.kind, missing=missing)

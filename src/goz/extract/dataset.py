@@ -1,10 +1,9 @@
-"""Image folders as the reference read them: the tree scan, Pillow decoding, and a torch Dataset.
+"""Images as the reference read them: image references, Pillow decoding, and a torch Dataset.
 
-The tree is `IMAGES/<wnid>/<file>`, files named `<wnid>_<imageid>.<ext>` (what `goz download`
-writes, and the ILSVRC-2012 training layout) or `ILSVRC2012_val_<imageid>.<ext>` (validation
-images sorted into class folders, the GOZ seen-class test samples). Within a class, files are
-taken in sorted name order, as the reference's ImageFolder did. Hidden entries (a leading dot,
-like `goz download`'s `.goz/` bookkeeping) are ignored.
+Images are named `<wnid>_<imageid>.<ext>` (what `goz download` writes, and the ImageNet archives'
+layout) or `ILSVRC2012_val_<imageid>.<ext>` (validation images sorted into class folders, the GOZ
+seen-class test samples). Within a class, images are taken in sorted name order, as the
+reference's ImageFolder did, whatever source holds them (folder, tars, shards: goz.extract.sources).
 
 Decoding follows the reference (`Image.open(f).convert("RGB")`): EXIF orientation is NOT applied
 (the reference did not apply it, so exact features mean not applying it); CMYK, grayscale,
@@ -29,8 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from goz.errors import GozError
-from goz.names import IMAGE_FILE_PATTERN, WNID_PATTERN
+from goz.names import IMAGE_FILE_PATTERN
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 # Pillow's own hard limit (twice MAX_IMAGE_PIXELS): above it an image is refused as a decompression bomb.
@@ -42,26 +40,59 @@ _ID_PATTERNS = (IMAGE_FILE_PATTERN,
 
 
 @dataclass(frozen=True)
-class ImageFile:
-    path: Path
+class ImageRef:
+    """One image of a source: its id, its name in the skip log, and where its bytes are.
+
+    `name` is relative to IMAGES (`n01440764/n01440764_3.JPEG`, `n01440764.tar/n01440764_3.JPEG`,
+    `shard-0000.tar/n01440764_3.jpg`); the bytes are `size` bytes at `offset` of `file` (a member of
+    an uncompressed tar), or the whole `file` when `size` is -1.
+    """
+
     image_id: int
+    name: str
+    file: str
+    offset: int = 0
+    size: int = -1
+
+    def read(self) -> bytes:
+        if self.size < 0:
+            return Path(self.file).read_bytes()
+        data = os.pread(_open_file(self.file), self.size, self.offset)
+        if len(data) != self.size:
+            raise OSError(f"{self.file}: {len(data)} of {self.size} bytes at offset {self.offset} (truncated archive)")
+        return data
+
+
+_OPEN_FILES: dict[str, int] = {}
+_MAX_OPEN_FILES = 64
+
+
+def _open_file(file: str) -> int:
+    """A read-only descriptor per archive, kept open (pread needs no shared file position, so forks may share it)."""
+    descriptor = _OPEN_FILES.get(file)
+    if descriptor is None:
+        if len(_OPEN_FILES) >= _MAX_OPEN_FILES:
+            os.close(_OPEN_FILES.pop(next(iter(_OPEN_FILES))))
+        descriptor = _OPEN_FILES[file] = os.open(file, os.O_RDONLY)
+    return descriptor
 
 
 @dataclass
 class ClassImages:
-    """One class folder: its wnid and its conforming image files, in sorted name order."""
+    """One class: its wnid and its conforming images, in sorted name order."""
 
     wnid: str
-    files: list[ImageFile]
+    files: list[ImageRef]
 
 
 @dataclass
 class ImageTree:
-    """The scan of an image folder: classes in sorted order, and what was not understood."""
+    """The scan of an image source: classes in sorted order, and what was not understood."""
 
-    root: Path
+    location: str
     classes: list[ClassImages]
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path relative to root, reason)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (name relative to the source, reason)
+    kind: str = "folder"
 
     @property
     def n_images(self) -> int:
@@ -81,41 +112,6 @@ def parse_image_name(wnid: str, name: str) -> int | str:
     return "file name is not <wnid>_<imageid>.<ext> nor ILSVRC2012_val_<imageid>.<ext>"
 
 
-def scan_tree(root: str | Path) -> ImageTree:
-    """Lists `root/<wnid>/` folders and their image files; non-conforming entries become problems."""
-    root = Path(root)
-    if not root.exists():
-        raise GozError(f"{root}: no such image folder")
-    if not root.is_dir():
-        raise GozError(f"{root} is a file; IMAGES is a folder with one sub-folder per WordNet id")
-    classes, problems = [], []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir() or entry.name.startswith("."):  # e.g. `goz download`'s bookkeeping in .goz/
-            continue
-        if not WNID_PATTERN.match(entry.name):
-            problems.append((entry.name + "/", "folder name is not a WordNet id (n + 8 digits)"))
-            continue
-        files, seen = [], {}
-        for name in sorted(n for n in os.listdir(entry.path) if not n.startswith(".")):
-            relative = f"{entry.name}/{name}"
-            if not os.path.isfile(os.path.join(entry.path, name)):
-                problems.append((relative, "not a regular file"))
-                continue
-            parsed = parse_image_name(entry.name, name)
-            if isinstance(parsed, str):
-                problems.append((relative, parsed))
-            elif parsed in seen:
-                problems.append((relative, f"duplicate image id {parsed} (also {seen[parsed]})"))
-            else:
-                seen[parsed] = name
-                files.append(ImageFile(Path(entry.path) / name, parsed))
-        if files:
-            classes.append(ClassImages(entry.name, files))
-        else:
-            problems.append((entry.name + "/", "no image file with a conforming name"))
-    return ImageTree(root, classes, problems)
-
-
 @contextlib.contextmanager
 def _quiet_pillow():
     """Our size check replaces Pillow's bomb warning; palette-transparency warnings are noise."""
@@ -129,10 +125,12 @@ class SkippedImage(Exception):
     """An image that cannot be used; the message is the reason recorded in the skip log."""
 
 
-def load_rgb(path: Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_rgb(path: Path | BinaryIO | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decodes like the reference (Pillow, convert("RGB"), no EXIF rotation), or raises SkippedImage."""
-    if isinstance(path, Path) and path.stat().st_size == 0:
+    if (isinstance(path, Path) and path.stat().st_size == 0) or (isinstance(path, bytes) and not path):
         raise SkippedImage("empty file (0 bytes)")
+    if isinstance(path, bytes):
+        path = io.BytesIO(path)
     try:
         with _quiet_pillow(), Image.open(path) as image:
             width, height = image.size
@@ -170,25 +168,23 @@ class ImageDataset(torch.utils.data.Dataset):
     With `raw_jpeg`, JPEG files are returned undecoded (uint8 bytes) for decoding on the device.
     """
 
-    def __init__(self, paths: list[Path], transform: Callable, max_pixels: int = DEFAULT_MAX_PIXELS,
+    def __init__(self, images: list[ImageRef], transform: Callable, max_pixels: int = DEFAULT_MAX_PIXELS,
                  raw_jpeg: bool = False):
-        self.paths = paths
+        self.images = images
         self.transform = transform
         self.max_pixels = max_pixels
         self.raw_jpeg = raw_jpeg
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None, str | None]:
         """(index, pixels, raw jpeg bytes, skip reason); exactly one of the last three is set."""
-        path = self.paths[index]
         try:
-            if self.raw_jpeg:
-                data = path.read_bytes()
-                if device_decodable(data, self.max_pixels):
-                    return index, None, torch.frombuffer(bytearray(data), dtype=torch.uint8), None
-            return index, self.transform(load_rgb(path, self.max_pixels)), None, None
+            data = self.images[index].read()
+            if self.raw_jpeg and device_decodable(data, self.max_pixels):
+                return index, None, torch.frombuffer(bytearray(data), dtype=torch.uint8), None
+            return index, self.transform(load_rgb(data, self.max_pixels)), None, None
         except SkippedImage as skip:
             return index, None, None, str(skip)
         except OSError as error:

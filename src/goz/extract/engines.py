@@ -2,10 +2,15 @@
 
 Both feed a ClassCollector, which gathers features per class and commits a class through the
 StoreWriter as soon as its last image (decoded or skipped) has come back.
+
+Batches never mix classes: a class's images are cut into batches from its first image
+(`ClassCollector.batches`), so its features do not depend on which other classes a run holds nor
+where a killed run stopped, and a resumed extraction is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from goz.extract.dataset import (
     DEFAULT_MAX_PIXELS,
     ClassImages,
     ImageDataset,
+    ImageRef,
     LoadedBatch,
     collate,
 )
@@ -26,22 +32,31 @@ from goz.extract.dataset import (
 
 class ClassCollector:
     """Features arrive per sample (in any order); a class goes to `commit(wnid, features, ids, skipped)`
-    once all its samples are in (rows in file order; `skipped` maps a file relative to `root` to a reason)."""
+    once all its samples are in (rows in name order; `skipped` maps an image's name to a reason)."""
 
-    def __init__(self, classes: list[ClassImages], root: Path, dim: int,
+    def __init__(self, classes: list[ClassImages], dim: int,
                  commit: Callable[[str, np.ndarray, np.ndarray, dict[str, str]], None]):
         self.classes = classes
         self.dim = dim
         self.commit = commit
         self.files = [(position, image) for position, c in enumerate(classes) for image in c.files]
-        self.relative = [image.path.relative_to(root).as_posix() for _, image in self.files]
+        self.relative = [image.name for _, image in self.files]
         self.remaining = [len(c.files) for c in classes]
         self.rows: dict[int, dict[int, np.ndarray]] = {}
         self.skipped: dict[int, dict[str, str]] = {}
 
     @property
-    def paths(self) -> list[Path]:
-        return [image.path for _, image in self.files]
+    def images(self) -> list[ImageRef]:
+        return [image for _, image in self.files]
+
+    def batches(self, batch_size: int) -> list[list[int]]:
+        """Indices in batches of at most `batch_size`, each within one class, cut from the class's first image."""
+        out, start = [], 0
+        for images in self.classes:
+            n = len(images.files)
+            out += [list(range(start + i, start + min(i + batch_size, n))) for i in range(0, n, batch_size)]
+            start += n
+        return out
 
     def add(self, indices: np.ndarray, features: np.ndarray, failures: list[tuple[int, str]]) -> None:
         for index, row in zip(indices.tolist(), features):
@@ -65,9 +80,9 @@ class ClassCollector:
 def run_local(collector: ClassCollector, backbone: Backbone, *, batch_size: int, workers: int,
               max_pixels: int = DEFAULT_MAX_PIXELS, gpu_decode: bool = False, progress: bool = True) -> None:
     """Decoding in DataLoader workers, pinned batches streamed to the device, one forward per batch."""
-    dataset = ImageDataset(collector.paths, backbone.transform, max_pixels, raw_jpeg=gpu_decode)
+    dataset = ImageDataset(collector.images, backbone.transform, max_pixels, raw_jpeg=gpu_decode)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+        dataset, batch_sampler=collector.batches(batch_size), num_workers=workers, collate_fn=collate,
         pin_memory=backbone.device.type == "cuda", prefetch_factor=4 if workers else None)
     with tqdm(total=len(dataset), unit="img", disable=not progress, desc="extract") as bar:
         for batch in loader:
@@ -96,10 +111,12 @@ def _forward(batch: LoadedBatch, backbone: Backbone) -> tuple[np.ndarray, np.nda
 def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, num_gpus: float = 0,
             actors: int = 1, ray_address: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
             progress: bool = True) -> None:
-    """Ray Data: decode and preprocess in CPU tasks, inference in (GPU) actors, commits on the driver.
+    """Ray Data: decode and preprocess in CPU tasks (one per tar, shard or class folder), inference in
+    (GPU) actors one class batch at a time, commits on the driver.
 
-    IMAGES must be at the same path on every node (a shared file system). The driver receives
-    only 2048 floats per image, and writes the per-class parts that are merged into the store.
+    IMAGES must be at the same path on every node (a shared file system). The batches are the
+    local engine's (`ClassCollector.batches`), so both engines give the same numbers; the driver
+    receives only the features, and writes the per-class parts that are merged into the store.
     """
     try:
         import ray
@@ -112,39 +129,65 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
     # In-order output completes classes one after another, so the driver holds about one class at a time.
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    items = [{"index": index, "path": str(path)} for index, path in enumerate(collector.paths)]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items) // (4 * batch_size)))
-    pixels = dataset.map_batches(_ray_preprocess, batch_size=batch_size, num_cpus=1, fn_kwargs={
-        "transform": backbone.transform, "crop_size": backbone.preprocessing.crop_size[0], "max_pixels": max_pixels})
+    units = _work_units(collector, batch_size)
+    dataset = ray.data.from_items(units, override_num_blocks=len(units))
+    pixels = dataset.map_batches(_ray_preprocess, batch_size=1, num_cpus=1, fn_kwargs={
+        "transform": backbone.transform, "batch_size": batch_size, "crop_size": backbone.crop_size,
+        "max_pixels": max_pixels})
     features = pixels.map_batches(
         _RayInference, fn_constructor_kwargs={"backbone": [ray.put(backbone.to("cpu"))],
                                               "device": "cuda" if num_gpus else "cpu"},
-        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
+        batch_size=1, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
         num_gpus=num_gpus or None)
-    with tqdm(total=len(items), unit="img", disable=not progress, desc="extract (ray)") as bar:
+    with tqdm(total=len(collector.files), unit="img", disable=not progress, desc="extract (ray)") as bar:
         for batch in features.iter_batches(batch_size=None, batch_format="numpy"):
-            failed = batch["reason"] != ""
-            failures = list(zip(batch["index"][failed].tolist(), batch["reason"][failed].tolist()))
-            collector.add(batch["index"][~failed], batch["features"][~failed], failures)
-            bar.update(len(batch["index"]))
+            for indices, rows, reasons in zip(batch["index"], batch["features"], batch["reasons"]):
+                reasons = json.loads(reasons)
+                done = indices >= 0
+                ok = done & np.array([reason == "" for reason in reasons] + [False] * (len(indices) - len(reasons)))
+                failures = [(int(i), r) for i, r in zip(indices.tolist(), reasons) if i >= 0 and r]
+                collector.add(indices[ok], rows[ok], failures)
+                bar.update(int(done.sum()))
 
 
-def _ray_preprocess(batch: dict[str, np.ndarray], transform: Callable, crop_size: int,
+def _work_units(collector: ClassCollector, batch_size: int) -> list[dict[str, str]]:
+    """One item per tar, shard or class folder (the file of a class's first image, or its folder):
+    the batches of its classes, each image as [index, file, offset, size, name] (JSON: a plain column)."""
+    units: dict[str, list] = {}
+    for batch in collector.batches(batch_size):
+        first = collector.files[batch[0]][1]
+        unit = first.file if first.size >= 0 else str(Path(first.file).parent)
+        units.setdefault(unit, []).append([[i, *_ref_fields(collector.files[i][1])] for i in batch])
+    return [{"unit": unit, "batches": json.dumps(batches)} for unit, batches in units.items()]
+
+
+def _ref_fields(image: ImageRef) -> list:
+    return [image.file, image.offset, image.size, image.name]
+
+
+def _ray_preprocess(unit: dict[str, np.ndarray], transform: Callable, batch_size: int, crop_size: int,
                     max_pixels: int) -> dict[str, np.ndarray]:
-    """Ray Data CPU stage: files -> uint8 crops (zeros and a reason for skipped files)."""
-    dataset = ImageDataset([Path(p) for p in batch["path"]], transform, max_pixels)
-    loaded = collate([dataset[i] for i in range(len(dataset))])
-    pixels = np.zeros((len(dataset), 3, crop_size, crop_size), np.uint8)
-    reasons = np.full(len(dataset), "", dtype=object)
-    if len(loaded.indices):
-        pixels[loaded.indices.numpy()] = loaded.pixels.numpy()
-    for i, reason in loaded.failures:
-        reasons[i] = reason
-    return {"index": batch["index"], "pixels": pixels, "reason": reasons}
+    """Ray Data CPU stage: one unit -> one row per batch: indices (-1 padded), uint8 crops, reasons (JSON)."""
+    batches = json.loads(unit["batches"][0])
+    indices = np.full((len(batches), batch_size), -1, np.int64)
+    pixels = np.zeros((len(batches), batch_size, 3, crop_size, crop_size), np.uint8)
+    reasons = []
+    for row, batch in enumerate(batches):
+        images = [ImageRef(0, name, file, offset, size) for _, file, offset, size, name in batch]
+        dataset = ImageDataset(images, transform, max_pixels)
+        loaded = collate([dataset[i] for i in range(len(dataset))])
+        indices[row, :len(batch)] = [item[0] for item in batch]
+        if len(loaded.indices):
+            pixels[row, loaded.indices.numpy()] = loaded.pixels.numpy()
+        reason = [""] * len(batch)
+        for i, text in loaded.failures:
+            reason[i] = text
+        reasons.append(json.dumps(reason))
+    return {"index": indices, "pixels": pixels, "reasons": np.array(reasons, dtype=object)}
 
 
 class _RayInference:
-    """Ray Data actor stage: pixels -> features, on the actor's GPU when it has one."""
+    """Ray Data actor stage: one batch of one class -> features, on the actor's GPU when it has one."""
 
     def __init__(self, backbone: list, device: str):
         import ray
@@ -152,8 +195,12 @@ class _RayInference:
         self.backbone: Backbone = ray.get(backbone[0]).to(device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ok = batch["reason"] == ""
-        features = np.zeros((len(ok), self.backbone.dim), np.float32)
-        if ok.any():
-            features[ok] = self.backbone.features(torch.from_numpy(batch["pixels"][ok]))
-        return {"index": batch["index"], "features": features, "reason": batch["reason"]}
+        indices, pixels = batch["index"], batch["pixels"]
+        features = np.zeros((*indices.shape, self.backbone.dim), np.float32)
+        for row, reasons in enumerate(batch["reasons"]):
+            reasons = json.loads(reasons)
+            ok = np.array([reason == "" for reason in reasons], dtype=bool)
+            ok = np.concatenate([ok, np.zeros(indices.shape[1] - len(ok), bool)])
+            if ok.any():
+                features[row, ok] = self.backbone.features(torch.from_numpy(pixels[row][ok]))
+        return {"index": indices, "features": features, "reasons": batch["reasons"]}

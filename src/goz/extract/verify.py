@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from goz.errors import GozError
-from goz.extract.backbone import Backbone, load_backbone
-from goz.extract.dataset import ClassImages, scan_tree
+from goz.extract.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from goz.extract.dataset import ClassImages
 from goz.extract.engines import ClassCollector, run_local
 from goz.extract.writer import parts_dir, read_skip_log
 from goz.home import sha256_of
@@ -58,22 +58,27 @@ def _listed(problems: list[str]) -> list[str]:
 
 
 def verify(images: str | Path, store: str | Path, recompute: int = 0, *, weights_file: str | Path | None = None,
-           device: str = "cpu", batch_size: int = 16, workers: int = 0, seed: int = 0,
-           backbone: Backbone | None = None) -> VerifyReport:
-    """Checks `store` against the folder `images`; `recompute` random classes are extracted again and compared."""
+           source: str | None = None, classes=None, ids=None, device: str = "cpu", batch_size: int = 16,
+           workers: int = 0, seed: int = 0, backbone: Backbone | None = None) -> VerifyReport:
+    """Checks `store` against the image source `images` (selected by `classes` and `ids` as at
+    extraction); `recompute` random classes are extracted again, with the store's backbone, and compared."""
+    from goz.extract import scan_selected
+
     store = Path(store)
-    tree = scan_tree(images)
+    if not store.is_file():
+        raise GozError(f"{store}: no such feature store")
+    tree, _ = scan_selected(images, source=source, classes=classes, ids=ids)
     skipped = {file for file, (stage, _) in read_skip_log(store).items() if stage == "decode"}
     expected: dict[str, ClassImages] = {}
     for images_of_class in tree.classes:
-        kept = [f for f in images_of_class.files if f.path.relative_to(tree.root).as_posix() not in skipped]
+        kept = [f for f in images_of_class.files if f.name not in skipped]
         if kept:
             expected[images_of_class.wnid] = ClassImages(images_of_class.wnid, kept)
     with FeatureStore(store) as features:
         checks = [_check_classes(expected, features, store), *_check_samples(expected, features)]
         common = sorted(set(expected) & set(features.classes))
         if recompute:
-            checks.append(_check_features(tree.root, [expected[w] for w in common], features, recompute,
+            checks.append(_check_features([expected[w] for w in common], features, recompute,
                                           weights_file, device, batch_size, workers, seed, backbone))
     return VerifyReport(store, checks)
 
@@ -105,7 +110,7 @@ def _check_samples(expected: dict[str, ClassImages], features: FeatureStore) -> 
             Check("ids in the store equal the file names", not id_problems, _listed(id_problems))]
 
 
-def _check_features(root: Path, candidates: list[ClassImages], features: FeatureStore, n: int,
+def _check_features(candidates: list[ClassImages], features: FeatureStore, n: int,
                     weights_file, device: str, batch_size: int, workers: int, seed: int,
                     backbone: Backbone | None) -> Check:
     name = f"recomputed features equal the stored ones (atol {ATOL:g}, rtol {RTOL:g})"
@@ -115,9 +120,11 @@ def _check_features(root: Path, candidates: list[ClassImages], features: Feature
         return Check(name, False, ["no class to recompute"])
     backbone = backbone or _backbone_of(features.attrs, weights_file, device)
     recomputed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    collector = ClassCollector(chosen, root, backbone.dim,
+    collector = ClassCollector(chosen, backbone.dim,
                                lambda wnid, x, ids, skipped: recomputed.__setitem__(wnid, (x, ids)))
     gpu_decode = str(features.attrs.get("decoder", "")).startswith("torchvision")
+    # The batch size of the extraction, when recorded: batches of one class, so the same numbers.
+    batch_size = int(features.attrs.get("batch_size", batch_size))
     run_local(collector, backbone, batch_size=batch_size, workers=workers, gpu_decode=gpu_decode, progress=False)
     problems, worst = [], 0.0
     for images_of_class in chosen:
@@ -144,17 +151,27 @@ def _check_features(root: Path, candidates: list[ClassImages], features: Feature
 
 
 def _backbone_of(attrs: dict, weights_file, device: str) -> Backbone:
-    """The extractor described by the store's attributes; a weights file must match its sha256."""
+    """The extractor described by the store's attributes (backbone spec, weights, preprocessing);
+    a weights file must match the recorded sha256."""
     if "weights" not in attrs:
         raise GozError("the store has no extraction attributes (not written by `goz extract`); "
                        "cannot recompute its features")
-    if weights_file is None and Path(str(attrs.get("weights_source", ""))).is_file():
-        weights_file = attrs["weights_source"]
+    spec = str(attrs.get("backbone", DEFAULT_BACKBONE))
+    source = str(attrs.get("weights_source", ""))
+    if weights_file is None and Path(source).is_file():
+        weights_file = source
     if weights_file is not None and sha256_of(Path(weights_file)) != attrs.get("weights_sha256"):
         raise GozError(f"{weights_file}: sha256 differs from the weights the store was extracted with "
                        f"({attrs.get('weights_sha256')})")
-    if weights_file is None and not str(attrs.get("weights_source", "")).startswith(("http://", "https://")):
-        raise GozError(f"the store was extracted with the weights file {attrs.get('weights_source')}, which is "
+    if weights_file is None and attrs.get("weights_sha256") and Path(source).is_absolute():
+        raise GozError(f"the store was extracted with the weights file {source}, which is "
                        f"not there: pass --weights-file PATH")
-    return load_backbone(attrs["weights"], weights_file, device=device, precision=str(attrs["precision"]),
-                         gpu_decode=str(attrs.get("decoder", "")).startswith("torchvision"))
+    torchvision_weights = attrs.get("preprocessing_of") if ":" not in spec else None
+    backbone = load_backbone(spec, weights=torchvision_weights, weights_file=weights_file, device=device,
+                             precision=str(attrs["precision"]),
+                             gpu_decode=str(attrs.get("decoder", "")).startswith("torchvision"))
+    for key in ("backbone", "weights", "preprocessing"):
+        if key in attrs and backbone.attrs[key] != attrs[key]:
+            raise GozError(f"cannot rebuild the store's extractor: {key} is {attrs[key]!r} in the store, "
+                           f"{backbone.attrs[key]!r} now")
+    return backbone

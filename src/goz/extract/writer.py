@@ -28,6 +28,7 @@ import numpy as np
 
 from goz.errors import GozError, StoreError
 from goz.extract.backbone import COMPATIBILITY_KEYS
+from goz.names import image_key
 from goz.store import FEATURES_GROUP, FINGERPRINT_ATTR, FeatureStore, StoreBuilder, fsync_path, write_store
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def skip_log_path(store: Path) -> Path:
 
 
 def read_skip_log(store: Path) -> dict[str, tuple[str, str]]:
-    """{file relative to the image root: (stage, reason)}; stage is `scan` or `decode`."""
+    """{file relative to the image source: (stage, reason)}; stage is `scan`, `decode` or `missing`."""
     path = skip_log_path(store)
     if not path.exists():
         return {}
@@ -137,12 +138,13 @@ class StoreWriter:
         self.committed.add(wnid)
         self.decode_skips.update(skipped)
 
-    def merge(self, scan_problems: list[tuple[str, str]]) -> None:
-        """Folds the committed parts into the store (one copy, renamed into place) and rewrites the skip log."""
+    def merge(self, scan_problems: list[tuple[str, str]], missing: dict[str, list[int]] | None = None) -> None:
+        """Folds the committed parts into the store (one copy, renamed into place) and rewrites the skip log
+        (with a `missing` row per image requested by --ids and not found, or class of --classes not found)."""
         parts = self._part_files()
         if parts:
             self._merge_parts(parts)
-        self._write_skip_log(scan_problems)
+        self._write_skip_log(scan_problems, missing or {})
         for part in parts:
             part.unlink()
         if self.parts.is_dir():
@@ -163,8 +165,11 @@ class StoreWriter:
         fsync_path(self.store.parent)
         log.info("merged %d classes into %s", len(parts), self.store)
 
-    def _write_skip_log(self, scan_problems: list[tuple[str, str]]) -> None:
+    def _write_skip_log(self, scan_problems: list[tuple[str, str]], missing: dict[str, list[int]]) -> None:
         rows = [("scan", file, reason) for file, reason in scan_problems]
+        for wnid, ids in missing.items():
+            rows += ([("missing", image_key(wnid, i), "requested, not in the image source") for i in ids]
+                     or [("missing", wnid, "requested class, not in the image source")])
         rows += [("decode", file, reason) for file, reason in sorted(self.decode_skips.items())]
         path = skip_log_path(self.store)
         if not rows and not path.exists():

@@ -8,6 +8,7 @@ Node order is the `ClassGraph`'s; nothing here assumes more about it than `Class
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,9 +103,10 @@ def read_classifier_weights(path: str | Path, seen_wnids: Sequence[str],
     """(len(seen_wnids), D + 1) classifier weights with the bias as last column, rows in seen order.
 
     Accepted files:
-    - a torchvision-style checkpoint (`.pt`, `.pth`): a state dict with `fc.weight` (C, D) and
-      `fc.bias` (C,), loaded with `torch.load(weights_only=True)` so no pickled code ever runs;
-      by default its rows are in torchvision's ImageNet order, the sorted wnids;
+    - a checkpoint (`.pt`, `.pth`) of a torchvision, timm or efficientnet-pytorch classifier: the
+      state dict's final layer (`fc.`, `classifier.`, `classifier.1.`, `head.`, `head.fc.`,
+      `heads.head.`, `_fc.` weight (C, D) and bias (C,)), loaded with `torch.load(weights_only=True)`
+      so no pickled code ever runs; by default its rows are in the ImageNet order, the sorted wnids;
     - `.npy`: a (C, D + 1) array, rows in `seen_wnids` order by default;
     - `.npz`: `weights` (C, D + 1), or `weight` (C, D) with `bias` (C,); optional `wnids` (C,)
       naming the rows.
@@ -146,13 +148,33 @@ def _read_checkpoint_fc(path: Path) -> np.ndarray:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise GozError(f"{path}: expected a state dict, found {type(state).__name__}")
-    for prefix in ("fc.", "module.fc."):
-        weight, bias = state.get(prefix + "weight"), state.get(prefix + "bias")
-        if isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor):
-            if weight.ndim != 2 or bias.shape != (weight.shape[0],):
-                raise GozError(f"{path}: {prefix}weight {tuple(weight.shape)} and {prefix}bias {tuple(bias.shape)} do not match")
-            return torch.cat([weight, bias[:, None]], dim=1).float().numpy()
-    raise GozError(f"{path}: the state dict has no fc.weight and fc.bias")
+    layer = _final_layer(state)
+    if layer is None:
+        raise GozError(f"{path}: the state dict has no final classification layer "
+                       f"(fc., classifier., head., heads.head., _fc. ... weight and bias)")
+    weight, bias = state[layer + "weight"], state[layer + "bias"]
+    if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+        raise GozError(f"{path}: {layer}weight {tuple(weight.shape)} and {layer}bias {tuple(bias.shape)} do not match")
+    return torch.cat([weight, bias[:, None]], dim=1).float().numpy()
+
+
+# The final layer of torchvision (fc, classifier.N, heads.head, head), timm (classifier, head, head.fc)
+# and efficientnet-pytorch (_fc) models, optionally wrapped (module., model.).
+_FINAL_LAYER = re.compile(r"^(?:module\.|model\.)*(?:fc|_fc|last_linear|classifier(?:\.\d+)?|head(?:\.fc)?"
+                          r"|heads\.head|head\.\d+)\.$")
+
+
+def _final_layer(state: dict) -> str | None:
+    """The prefix (`fc.`, `classifier.1.`, ...) of the last final-layer-named weight and bias pair;
+    the 1000-way one when several qualify (an ImageNet classifier beside others)."""
+    import torch
+
+    found = [key[: -len("weight")] for key, value in state.items()
+             if key.endswith(".weight") and _FINAL_LAYER.match(key[: -len("weight")])
+             and isinstance(value, torch.Tensor) and value.ndim == 2
+             and isinstance(state.get(key[: -len("weight")] + "bias"), torch.Tensor)]
+    imagenet = [prefix for prefix in found if state[prefix + "weight"].shape[0] == 1000]
+    return (imagenet or found or [None])[-1]
 
 
 def _read_array_file(path: Path) -> tuple[np.ndarray, list[str] | None]:
