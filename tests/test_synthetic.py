@@ -65,6 +65,30 @@ def test_goz_layout_and_properties(tmp_path):
     assert graph.wnids[:len(classes)] == classes and len(graph) > len(classes)
 
 
+def test_clip_like_pair_shares_one_space_and_is_labelled_synthetic(tmp_path):
+    bench = make_benchmark(tmp_path, seed=0, **SMALL, clip_dim=16)
+    seen, unseen = splits.load(bench.seen), splits.load(bench.unseen)
+    table = semantics.load(bench.clip_semantics)
+    assert table.dim == 16 and sorted(table.wnids) == sorted(seen + unseen)
+    assert table.attrs["encoder"] == "clip:synthetic" and table.attrs["data"] == "synthetic"
+    with FeatureStore(bench.clip_train) as train, FeatureStore(bench.clip_test) as test:
+        assert train.classes == sorted(seen) and test.classes == sorted(seen + unseen)
+        assert train.dim == test.dim == 16 and set(train.counts().values()) == {4}
+        for store in (train, test):
+            assert store.attrs["backbone"] == "clip:synthetic" and store.attrs["data"] == "synthetic"
+            assert "SYNTHETIC" in store.attrs["description"] and "CLIP-like" in store.attrs["description"]
+        # One space: each class's mean image embedding is nearest (cosine) to its own class embedding, mostly.
+        means = test.class_means(unseen + seen)
+    vectors = np.stack([table.vector(w) for w in unseen + seen])
+    similarity = (means / np.linalg.norm(means, axis=1, keepdims=True)) @ (
+        vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).T
+    assert (similarity.argmax(1) == np.arange(len(vectors))).mean() > 3 / len(vectors)
+    # Deterministic like the rest.
+    again = make_benchmark(tmp_path / "again", seed=0, **SMALL, clip_dim=16)
+    left, right = _arrays(bench.clip_test), _arrays(again.clip_test)
+    assert all(np.array_equal(left[key], right[key]) for key in left)
+
+
 def test_reuses_a_finished_benchmark_and_regenerates_another_config(tmp_path):
     bench = make_benchmark(tmp_path, seed=0, **SMALL)
     stamp = bench.train.stat().st_mtime_ns

@@ -13,6 +13,14 @@ is a smooth function of its latent, plus a linear map of its class vector, plus 
 noise that no side information explains; a sample is ReLU(prototype + noise), sparse and
 non-negative like pooled ResNet features. Classes are the tree's leaves, so no class is an
 ancestor or descendant of another.
+
+A second, "CLIP-like" store and table pair (`clip_train_features.h5`, `clip_test_features.h5`,
+`clip_semantics.h5`, same classes and sample counts) stands in for a vision-language model, whose
+image and text embeddings share one space: both are noisy views of the class latent through one
+shared linear map (text: class latent + text noise; image: class latent + class noise + sample
+noise). The stores' `backbone` and the table's `encoder` are `clip:synthetic`. The `clip` model
+(which compares features and class vectors directly) runs on this pair; every other model runs on
+either. Both pairs are SYNTHETIC DATA and labelled so.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class BenchmarkConfig:
     sample_noise: float = 4.0         # within-class visual noise, independent per dimension
     nuisance_rank: int = 16           # within-class noise shared by all classes along a few directions (pose, light)
     nuisance_noise: float = 2.0       # its strength per direction, relative to a prototype's spread
+    clip_dim: int = 64                # dimension of the CLIP-like joint embedding space
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,9 @@ class SyntheticBenchmark:
     hierarchy: Path
     classifier_weights: Path
     config: BenchmarkConfig
+    clip_train: Path                  # the CLIP-like pair: image embeddings (train, test) and class embeddings
+    clip_test: Path
+    clip_semantics: Path
 
 
 def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unseen: int = 100,
@@ -90,11 +102,12 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     root = Path(out_dir)
     paths = SyntheticBenchmark(root, root / "train_features.h5", root / "test_features.h5", root / "semantics.h5",
                                root / "seen.txt", root / "unseen.txt", root / "hierarchy.tsv",
-                               root / "classifier_weights.npy", config)
+                               root / "classifier_weights.npy", config, root / "clip_train_features.h5",
+                               root / "clip_test_features.h5", root / "clip_semantics.h5")
     manifest = root / "benchmark.json"
     if manifest.exists() and _read_manifest(manifest) == asdict(config) and all(
             p.exists() for p in (paths.train, paths.test, paths.semantics, paths.seen, paths.unseen, paths.hierarchy,
-                                 paths.classifier_weights)):
+                                 paths.classifier_weights, paths.clip_train, paths.clip_test, paths.clip_semantics)):
         return paths
     root.mkdir(parents=True, exist_ok=True)
     manifest.unlink(missing_ok=True)  # the manifest, written last, marks a complete benchmark
@@ -128,6 +141,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     with open(paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp"), "wb") as handle:
         np.save(handle, weights)
     paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp").replace(paths.classifier_weights)
+    _write_clip_like(paths, classes, latents[len(internal):], seen, test_counts, config, attrs, progress)
     write_text_atomic(manifest, json.dumps(asdict(config), indent=1))
     return paths
 
@@ -191,6 +205,34 @@ def _seen_classifier(prototypes: np.ndarray, nuisance: np.ndarray, config: Bench
     ratio = prototypes / spread
     means = prototypes * special.ndtr(ratio) + spread * np.exp(-ratio ** 2 / 2) / math.sqrt(2 * math.pi)
     return np.concatenate([means - means.mean(0), np.zeros((len(means), 1))], axis=1).astype(np.float32)
+
+
+CLIP_LIKE_SPEC = "clip:synthetic"
+
+
+def _write_clip_like(paths: SyntheticBenchmark, classes: list[str], latents: np.ndarray, seen: list[str],
+                     test_counts: dict[str, int], config: BenchmarkConfig, attrs: dict, progress: bool) -> None:
+    """The CLIP-like pair: text and image embeddings as noisy views of the class latents through one map."""
+    rng = np.random.default_rng([config.seed, 1])  # its own stream: the main benchmark's arrays stay as they were
+    shared = rng.standard_normal((config.latent_dim, config.clip_dim)) / math.sqrt(config.latent_dim)
+    centres = latents @ shared
+    spread = centres.std()
+    texts = centres + 0.5 * spread * rng.standard_normal(centres.shape)
+    images = centres + 0.5 * spread * rng.standard_normal(centres.shape)
+    label = SYNTHETIC_LABEL + "; CLIP-like: image and class embeddings share one space"
+    clip_attrs = attrs | {"description": label, "backbone": CLIP_LIKE_SPEC}
+    row = {wnid: i for i, wnid in enumerate(classes)}
+    for path, wnids, counts, role in ((paths.clip_train, seen, config.train_per_class, "train"),
+                                      (paths.clip_test, sorted(test_counts), test_counts, "test")):
+        with StoreBuilder(path, clip_attrs | {"role": role}) as builder:
+            for wnid in tqdm(wnids, desc=f"synthetic clip-like {role} store", unit="class", disable=not progress):
+                n = counts if isinstance(counts, int) else counts[wnid]
+                # Sample noise of 1.5 spreads per dimension: single images are far noisier than their class centre.
+                noise = 1.5 * spread * rng.standard_normal((n, config.clip_dim))
+                builder.add_class(wnid, (images[row[wnid]] + noise).astype(np.float32),
+                                  np.arange(1, n + 1, dtype=np.int64))
+    SemanticsTable(classes, texts.astype(np.float32), {"data": "synthetic", "description": label,
+                                                       "encoder": CLIP_LIKE_SPEC}).save(paths.clip_semantics)
 
 
 def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], prototype: dict[str, np.ndarray],

@@ -28,21 +28,22 @@ class SyntheticProblem:
 
     The unseen classes are held out of training. Seen class 5 has no class vector (it must be
     dropped with a warning). A tree (root -> 4 groups -> classes) gives graph models their graph,
-    and nearest-mean classifier weights stand in for the seen classes' fc weights.
+    and nearest-mean classifier weights stand in for the seen classes' fc weights. `joint`: the
+    features live in the class vectors' space (class means are the class vectors), as CLIP's do.
     """
 
-    def __init__(self, seed: int = 0, dtype=np.float32):
+    def __init__(self, seed: int = 0, dtype=np.float32, joint: bool = False):
         rng = np.random.default_rng(seed)
         wnids = [f"n{100 + i:08d}" for i in range(N_SEEN + N_UNSEEN)]
         self.seen_wnids, self.unseen_wnids = wnids[:N_SEEN], wnids[N_SEEN:]
         vectors = rng.normal(size=(len(wnids), SEMANTIC_DIM))
-        means = vectors @ rng.normal(size=(SEMANTIC_DIM, FEATURE_DIM))
+        means = 4 * vectors if joint else vectors @ rng.normal(size=(SEMANTIC_DIM, FEATURE_DIM))
         self.missing = self.seen_wnids[5]
         semantics = SemanticsTable([w for w in wnids if w != self.missing],
                                    np.delete(vectors, 5, axis=0).astype(np.float32))
 
         def samples(classes, per_class):
-            features = np.concatenate([means[c] + rng.normal(scale=2.0, size=(per_class, FEATURE_DIM))
+            features = np.concatenate([means[c] + rng.normal(scale=2.0, size=(per_class, means.shape[1]))
                                        for c in classes])
             return features.astype(dtype), np.repeat(np.arange(len(classes)), per_class)
 
@@ -69,6 +70,16 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def problem() -> SyntheticProblem:
     return SyntheticProblem()
+
+
+@pytest.fixture(scope="module")
+def joint_problem() -> SyntheticProblem:
+    return SyntheticProblem(joint=True)
+
+
+def problem_for(name: str, problem: SyntheticProblem, joint_problem: SyntheticProblem) -> SyntheticProblem:
+    """Models that compare features with class vectors directly (clip) need them in one space."""
+    return joint_problem if models.model_class(name).joint_embedding else problem
 
 
 def eszsl_closed_form(x: np.ndarray, y: np.ndarray, s: np.ndarray, gamma: float, lam: float) -> np.ndarray:
@@ -262,8 +273,9 @@ def published_home(tmp_path, monkeypatch, problem):
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_every_registered_model_keeps_the_contract(problem, published_home, name):
+def test_every_registered_model_keeps_the_contract(problem, joint_problem, published_home, name):
     """fit returns self; scores are (n, C), finite, per candidate, and identical across two fits."""
+    problem = problem_for(name, problem, joint_problem)
     model = models.create(name, **fast(name))
     assert model.fit(problem.data) is model
     assert not any(key.endswith("_") for key in model.get_params())

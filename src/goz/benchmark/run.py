@@ -156,6 +156,11 @@ class _Inputs:
         except StoreError:
             self.__exit__()
             raise
+        try:
+            _check_same_clip_model(self.train_store, self.test_store, self.table, self.descriptions["semantics"])
+        except GozError:
+            self.__exit__()
+            raise
         _require(self.train_store, self.seen_split, "seen classes of the split", "training")
         _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
         if "gzsl" in self.settings:
@@ -248,6 +253,20 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
             _evaluate_and_save(model, setting, fingerprints, inputs, out, counts,
                                run_facts | {"fit_seconds": fit_seconds, "fit_on_class_means": bool(on_means)}, seed,
                                progress)
+
+
+def _check_same_clip_model(train_store: FeatureStore, test_store: FeatureStore, table: SemanticsTable,
+                           semantics: str) -> None:
+    """A store's `backbone` and a table's `encoder` that are both CLIP models (`clip:...`) must be the same model:
+    image and text embeddings of two CLIP models do not share a space."""
+    encoder = str(table.attrs.get("encoder", ""))
+    for store in (train_store, test_store):
+        backbone = str(store.attrs.get("backbone", ""))
+        if backbone.startswith("clip:") and encoder.startswith("clip:") and backbone != encoder:
+            raise GozError(f"{store.path} holds image embeddings of {backbone} but the semantics table "
+                           f"{semantics} holds text embeddings of {encoder}: two CLIP models do not share "
+                           f"an embedding space; embed the classes with `goz embed --encoder {backbone}` or extract "
+                           f"the images with `goz extract --backbone {encoder}`")
 
 
 def _split(value) -> list[str]:

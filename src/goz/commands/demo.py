@@ -20,6 +20,7 @@ def add_commands(subparsers) -> None:
 
 
 def run(args) -> int:
+    from goz import models
     from goz.demo import (  # imported on use: torch and matplotlib make `goz --help` slow
         DEMO_THREADS,
         run_demo,
@@ -33,6 +34,10 @@ def run(args) -> int:
         print(f"  {model}: " + (", ".join(f"{k}={v}" for k, v in parameters.items()) or "defaults"))
     print()
     print(demo.table)
+    joint = [name for name in demo.hyperparameters if models.model_class(name).joint_embedding]
+    if joint:
+        print(f"{', '.join(joint)}: on the CLIP-like store and table pair (one shared embedding space, SYNTHETIC); "
+              "the others on the ResNet-like stores and word-vector-like table")
     print(f"results: {demo.results_dir}/<model>_<setting>.json (SYNTHETIC DATA)")
     print(f"report:  {demo.report}")
     print(f"done in {time.perf_counter() - start:.0f} s")

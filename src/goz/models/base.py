@@ -35,13 +35,16 @@ class ZSLModel:
     `display_order` places it in tables, `uses_graph` says it scores any node of the class graph
     (no class vector needed), `demo_hyperparameters` / `test_hyperparameters` are its reduced
     budgets for `goz demo` and for the contract tests, and `fits_on_class_means` says it needs only
-    each seen class's mean feature. Every model takes `seed`, `device` and `progress`.
+    each seen class's mean feature. `joint_embedding` says it compares image features with class
+    vectors directly, so both must come from one embedding space (a CLIP store and table). Every
+    model takes `seed`, `device` and `progress`.
     """
 
     name: ClassVar[str] = "unnamed"                # set by `register_model`
     aliases: ClassVar[tuple[str, ...]] = ()        # set by `register_model`
     display_order: ClassVar[int] = 100             # tables list models by this, then by name
     uses_graph: ClassVar[bool] = False             # needs the class graph (`TrainingData.graph`)
+    joint_embedding: ClassVar[bool] = False        # compares features with class vectors directly (one space: CLIP)
     needs_class_vectors: ClassVar[bool] = True     # False: scores a candidate without a class vector
     in_demo: ClassVar[bool] = True                 # False: needs real files the synthetic demo lacks
     needs_training_features: ClassVar[bool] = True  # False: learns nothing, `goz bench` skips reading them

