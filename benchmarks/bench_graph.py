@@ -1,15 +1,19 @@
-"""Training cost of the graph baselines (gcn6, sgcn, dgp) on the GOZ graph.
+"""Training cost of the graph baselines (gcn6, sgcn, dgp) on the published ImageNet graph.
 
-The graph is the WordNet graph induced by the 1000 seen + 500 unseen GOZ classes and all their
-ancestors (`goz.wordnet.load().induced_graph(seen + unseen)`, split lists read from the shared
-data folder); node vectors (300-d) and seen-class targets (2049-d) are synthetic, since only the
-cost is measured. Each model runs in its own process so its peak resident memory is its own.
+The graph is the one `goz bench` uses by default: DGP's graph of 32,324 WordNet nodes
+(`goz.wordnet.imagenet_graph()`, built from the lists shipped with goz), with the 1000 ILSVRC-2012
+classes as seen classes; node vectors (300-d) and seen-class targets (2049-d) are synthetic values,
+since only the cost is measured. Each model runs in its own process so its peak memory is its own.
 
-Reports seconds per epoch (over `--epochs` epochs after `--warmup`), the set-up time (propagation
-matrices, receptive-field plans), the projected time to the original 3000 epochs, and optionally
-the measured 3000-epoch time (`--full sgcn,dgp`). Writes benchmarks/results/bench_graph.json.
+Reports, per model and precision: wall and CPU seconds per epoch (over `--epochs` epochs after
+`--warmup`), the set-up time (propagation matrices, receptive-field plans, the final prediction of
+every node's classifier), the rows each layer computes, the dense GFLOP of one epoch, the time
+projected to the original 3000 epochs, and optionally the measured 3000-epoch time (`--full
+sgcn,dgp`). On a machine shared with other jobs, wall time includes waiting for a core: the CPU
+seconds (divided by the threads) are what an idle machine would take. Writes
+benchmarks/results/bench_graph.json.
 
-    PYTHONPATH=src python benchmarks/bench_graph.py --shared /work/shared [--full sgcn,dgp]
+    PYTHONPATH=src python benchmarks/bench_graph.py [--models sgcn,dgp] [--epochs 100] [--full sgcn]
 """
 
 from __future__ import annotations
@@ -28,67 +32,59 @@ import torch
 
 from goz import models
 from goz.models import TrainingData
+from goz.models.graph import GraphNetwork
 from goz.semantics import SemanticsTable
-from goz.wordnet.hierarchy import ClassGraph, Hierarchy
+from goz.wordnet.imagenet_graph import imagenet_graph
 
 ORIGINAL_EPOCHS = 3000
 FEATURE_DIM = 2048
 VECTOR_DIM = 300
+N_SEEN = 1000
 
 
-def read_split(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def layer_rows_and_gflop(name: str, graph, seen_rows: np.ndarray) -> tuple[list[int], float]:
+    """Rows each layer computes for the seen classes, and the dense multiply-adds of one epoch in GFLOP
+    (forward, the weight gradient, and the input gradient of every layer but the first)."""
+    model = models.create(name)
+    specs = model.layer_specs(graph, FEATURE_DIM + 1)
+    plan = GraphNetwork(specs, VECTOR_DIM, model.dropout, bias=model.bias).plan(seen_rows, torch.device("cpu"))
+    rows = [layer.propagation.shape[0] for layer in plan.layers]
+    dims = [VECTOR_DIM] + [spec.out_dim for spec in specs]
+    flop = sum(2 * r * dims[i] * dims[i + 1] * (2 if i == 0 else 3) for i, r in enumerate(rows))
+    return rows, flop / 1e9
 
 
-def synthetic_hierarchy(n_classes: int, seed: int) -> tuple[Hierarchy, list[str]]:
-    """A random WordNet-sized DAG for development without the packaged WordNet: a tree grown
-    level by level until a level holds `n_classes` nodes (the classes), 3% of nodes with a second parent."""
-    rng = np.random.default_rng(seed)
-    edges, level = [], ["root"]
-    while len(level) < n_classes:
-        level_edges = [(f"{parent}.{k}", parent) for parent in level for k in range(rng.integers(1, 4))]
-        edges += level_edges
-        level = [child for child, _ in level_edges]
-    nodes = [child for child, _ in edges]
-    for child in rng.choice(nodes, len(nodes) * 3 // 100, replace=False):
-        parent = nodes[rng.integers(len(nodes))]
-        if not parent.startswith(child):  # never a descendant: keeps it acyclic
-            edges.append((child, parent))
-    return Hierarchy.from_edges(edges), [str(w) for w in rng.choice(level, n_classes, replace=False)]
-
-
-def goz_graph(shared: Path | None, seed: int) -> tuple[ClassGraph, list[str], str]:
-    if shared is None:
-        hierarchy, classes = synthetic_hierarchy(1500, seed)
-        seen, unseen = classes[:1000], classes[1000:]
-        return hierarchy.induced_graph(seen + unseen), seen, "synthetic DAG"
-    from goz import wordnet
-    seen = read_split(shared / "data/goz/ilsvrc2012_train.txt")
-    unseen = read_split(shared / "data/goz/goz_v1.txt")
-    return wordnet.load().induced_graph(seen + unseen), seen, "WordNet 3.0, ILSVRC-2012 seen + GOZ v1 unseen"
-
-
-def measure(name: str, precision: str, graph: ClassGraph, seen: list[str], warmup: int, epochs: int, full: bool,
-            device: str, threads: int, seed: int, queue) -> None:
+def measure(name: str, precision: str, warmup: int, epochs: int, full: bool, device: str, threads: int,
+            seed: int, queue) -> None:
     """Runs in a child process: fit with synthetic vectors and targets, report timings and peak memory."""
     torch.set_num_threads(threads)
+    graph = imagenet_graph()
+    seen = list(graph.wnids[:N_SEEN])
     rng = np.random.default_rng(seed)
     semantics = SemanticsTable(list(graph.wnids), rng.normal(size=(len(graph), VECTOR_DIM)).astype(np.float32))
     targets = rng.normal(size=(len(seen), FEATURE_DIM + 1)).astype(np.float32)
     data = TrainingData(np.zeros((0, FEATURE_DIM), np.float32), np.zeros(0, np.int64), seen, semantics,
                         graph=graph, classifier_weights=targets)
+    rows, gflop = layer_rows_and_gflop(name, graph, np.arange(N_SEEN))
     total_epochs = ORIGINAL_EPOCHS if full else warmup + epochs
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model = models.create(name, epochs=total_epochs, precision=precision, device=device, seed=seed,
                           progress=full).fit(data)
-    fit_seconds = time.perf_counter() - start
+    fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     seconds = [r["seconds"] for r in model.history_]
-    per_epoch = (seconds[warmup + epochs - 1] - seconds[warmup - 1]) / epochs
+    cpu = [r["cpu_seconds"] for r in model.history_]
+    first, last = (warmup - 1, warmup + epochs - 1) if not full else (0, len(seconds) - 1)
+    per_epoch = (seconds[last] - seconds[first]) / (last - first)
+    cpu_per_epoch = (cpu[last] - cpu[first]) / (last - first)
     setup = fit_seconds - seconds[-1]
     result = {
-        "model": name, "precision": precision, "seconds_per_epoch": per_epoch, "setup_seconds": setup,
+        "model": name, "precision": precision, "seconds_per_epoch": per_epoch,
+        "cpu_seconds_per_epoch": cpu_per_epoch,
+        "setup_seconds": setup, "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
+        "layer_rows": rows, "dense_gflop_per_epoch": gflop,
         "projected_3000_epochs_seconds": setup + ORIGINAL_EPOCHS * per_epoch,
         "measured_3000_epochs_seconds": fit_seconds if full else None,
+        "epochs_run": len(seconds),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "final_loss": model.history_[-1]["loss"],
     }
@@ -99,27 +95,27 @@ def measure(name: str, precision: str, graph: ClassGraph, seen: list[str], warmu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("/work/shared"),
-                        help="folder holding data/goz/{ilsvrc2012_train,goz_v1}.txt")
-    parser.add_argument("--synthetic-graph", action="store_true",
-                        help="a random DAG of the same size instead of WordNet (development only)")
-    parser.add_argument("--models", default="gcn6,sgcn,dgp")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20, help="epochs measured after the warm-up")
+    parser.add_argument("--models", default="sgcn,dgp,gcn6")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--epochs", default="100",
+                        help="epochs measured after the warm-up: one number, or MODEL=N pairs, e.g. sgcn=100,gcn6=10")
     parser.add_argument("--full", default="", help="models to also train for all 3000 epochs, e.g. sgcn,dgp")
-    parser.add_argument("--precision", default="float32,bfloat16", help="precisions to measure, comma-separated")
+    parser.add_argument("--precision", default="float32", help="precisions to measure, comma-separated")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_graph.json")
     args = parser.parse_args()
+    epochs = ({k: int(v) for k, v in (pair.split("=") for pair in args.epochs.split(","))} if "=" in args.epochs
+              else {})
+    default_epochs = int(args.epochs) if "=" not in args.epochs else 20
 
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     start = time.perf_counter()
-    graph, seen, source = goz_graph(None if args.synthetic_graph else args.shared, args.seed)
+    graph = imagenet_graph()
     graph_seconds = time.perf_counter() - start
-    edges = graph.parent_edges.nnz
-    print(f"graph: {source}: {len(graph)} nodes, {edges} parent edges, {len(seen)} seen (built in {graph_seconds:.1f} s)")
+    print(f"graph: published ImageNet graph: {len(graph)} nodes, {graph.parent_edges.nnz} edges, {N_SEEN} seen "
+          f"(built in {graph_seconds:.1f} s); load average {load_before[0]:.1f} on {os.cpu_count()} CPUs")
     context = multiprocessing.get_context("spawn")
     rows = []
     full = {m for m in args.full.split(",") if m}
@@ -127,31 +123,39 @@ def main() -> None:
         for precision in [p for p in args.precision.split(",") if p]:
             for run_full in ([False, True] if name in full else [False]):
                 queue = context.Queue()
+                n = epochs.get(name, default_epochs)
                 process = context.Process(target=measure, args=(
-                    name, precision, graph, seen, args.warmup, args.epochs, run_full, args.device, args.threads,
-                    args.seed, queue))
+                    name, precision, args.warmup, n, run_full, args.device, args.threads, args.seed, queue))
+                load = os.getloadavg()[0]
                 process.start()
                 result = queue.get()
                 process.join()
-                result["run"] = "3000 epochs" if run_full else f"{args.warmup}+{args.epochs} epochs"
+                result["run"] = "3000 epochs" if run_full else f"{args.warmup}+{n} epochs"
+                result["load_average_1min"] = {"start": load, "end": os.getloadavg()[0]}
                 rows.append(result)
-                print(f"  {name:5s} {precision:8s} {result['run']:>12s}: {result['seconds_per_epoch']:.3f} s/epoch",
-                      flush=True)
+                print(f"  {name:5s} {precision:8s} {result['run']:>12s}: {result['seconds_per_epoch']:.3f} s/epoch "
+                      f"wall, {result['cpu_seconds_per_epoch']:.3f} CPU s/epoch (load {load:.1f})", flush=True)
 
-    print(f"\n{'model':6s} {'precision':9s} {'run':>12s} {'s/epoch':>8s} {'setup s':>8s} {'3000 ep. projected':>19s} "
-          f"{'3000 ep. measured':>18s} {'peak RSS MiB':>13s}")
+    print(f"\n{'model':6s} {'precision':9s} {'run':>12s} {'s/epoch':>8s} {'CPU s/ep':>8s} {'GFLOP/ep':>8s} "
+          f"{'setup s':>8s} {'3000 ep. projected':>19s} {'idle proj.':>10s} {'3000 ep. measured':>18s} {'RSS MiB':>8s}")
     for r in rows:
         measured = f"{r['measured_3000_epochs_seconds'] / 60:.1f} min" if r["measured_3000_epochs_seconds"] else "-"
+        idle = (r["setup_seconds"] + ORIGINAL_EPOCHS * r["cpu_seconds_per_epoch"] / args.threads) / 60
+        r["projected_3000_epochs_idle_seconds"] = idle * 60
         print(f"{r['model']:6s} {r['precision']:9s} {r['run']:>12s} {r['seconds_per_epoch']:8.3f} "
-              f"{r['setup_seconds']:8.2f} {r['projected_3000_epochs_seconds'] / 60:15.1f} min {measured:>18s} "
-              f"{r['peak_rss_mib']:13.0f}")
+              f"{r['cpu_seconds_per_epoch']:8.3f} {r['dense_gflop_per_epoch']:8.1f} {r['setup_seconds']:8.1f} "
+              f"{r['projected_3000_epochs_seconds'] / 60:15.1f} min {idle:6.1f} min {measured:>18s} "
+              f"{r['peak_rss_mib']:8.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "graph": {"source": source, "nodes": len(graph), "parent_edges": edges, "seen": len(seen)},
-        "vector_dim": VECTOR_DIM, "target_dim": FEATURE_DIM + 1, "device": args.device,
+        "graph": {"source": "published ImageNet graph (goz.wordnet.imagenet_graph, DGP's rule, WordNet 3.0)",
+                  "nodes": len(graph), "edges": int(graph.parent_edges.nnz), "seen": N_SEEN},
+        "vector_dim": VECTOR_DIM, "target_dim": FEATURE_DIM + 1, "values": "synthetic", "device": args.device,
         "torch": torch.__version__, "threads": args.threads, "machine": platform.platform(),
-        "note": "timings on a 2-core machine shared with other jobs" if args.device == "cpu" else "",
-        "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
+        "cpus": os.cpu_count(),
+        "note": ("2-core machine shared with other jobs: wall time includes waiting for a core; 'idle' "
+                 "projections use CPU seconds / threads" if args.device == "cpu" else ""),
+        "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]},
         "results": rows,
     }, indent=2))
     print(f"wrote {args.out}")

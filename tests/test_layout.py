@@ -16,16 +16,14 @@ from goz.cli import main
 
 
 def test_builtin_test_sets_load_in_a_fresh_interpreter(tmp_path):
-    testsets = tmp_path / "testsets.json"
-    testsets.write_text(json.dumps({"3-hops": ["n00000001", "n00000002"], "2-hops": ["n00000003"]}))
-    # A fresh interpreter that imports nothing but goz.splits (the hop registration was an import side effect).
-    code = ("import sys; from pathlib import Path; from goz import splits; "
-            "splits.registry.fetch_asset = lambda asset: Path(sys.argv[1]); "
-            "print(splits.load('3-hops'), sorted(splits.BUILTIN))")
-    result = subprocess.run([sys.executable, "-c", code, str(testsets)], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(checkout.SRC)})
+    # A fresh interpreter that imports nothing but goz.splits (the hop registration was an import side
+    # effect); the test sets ship with goz, so nothing is fetched into the empty GOZ_HOME.
+    code = "from goz import splits; print(len(splits.load('3-hops')), sorted(splits.BUILTIN))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(checkout.SRC), "GOZ_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
-    assert "['n00000001', 'n00000002']" in result.stdout and "'all'" in result.stdout
+    assert result.stdout.startswith("7860 ") and "'all'" in result.stdout and "'imagenet-graph'" in result.stdout
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.fixture

@@ -210,7 +210,11 @@ def test_cli_errors(synthetic_benchmark, tmp_path, capsys, monkeypatch):
 def test_wordnet_hierarchy_is_loaded_on_request(synthetic_benchmark, tmp_path):
     # The synthetic classes are not WordNet synsets: the packaged WordNet is loaded and the miss reported.
     with pytest.raises(GozError, match="hierarchy wordnet: 60 classes are not in it"):
-        _bench(synthetic_benchmark, tmp_path, ["sgcn"], hierarchy="wordnet")
+        _bench(synthetic_benchmark, tmp_path, ["sgcn"], hierarchy="wordnet", graph="split")
+    with pytest.raises(GozError, match="60 of the given classes are not synsets.*--graph split"):
+        _bench(synthetic_benchmark, tmp_path, ["sgcn"], hierarchy="wordnet")  # the imagenet graph by default
+    with pytest.raises(GozError, match="unknown graph 'tree'"):
+        _bench(synthetic_benchmark, tmp_path, ["sgcn"], graph="tree")
 
 
 def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthetic_benchmark, tmp_path):
@@ -260,12 +264,13 @@ class _CaptureTrainingData(ZSLModel):
         return np.random.default_rng(0).random((len(features), len(candidates)), dtype=np.float32)
 
 
-def test_seen_classes_without_a_vector_stay_targets_for_graph_models(synthetic_benchmark, tmp_path):
-    """Linear models drop them (SemanticsTable.select), graph models regress them, as in the original."""
+def test_classes_without_a_vector_stay_targets_and_candidates_for_graph_models(synthetic_benchmark, tmp_path):
+    """Linear models drop them (SemanticsTable.select); graph models regress the seen ones and keep
+    every candidate, as the original's GCN notebook kept all 1,500 classes. Counted either way."""
     b = synthetic_benchmark
-    seen = splits.load(b.seen)
+    seen, unseen = splits.load(b.seen), splits.load(b.unseen)
     table = semantics.load(b.semantics)
-    keep = [i for i, w in enumerate(table.wnids) if w != seen[0]]
+    keep = [i for i, w in enumerate(table.wnids) if w not in (seen[0], unseen[0])]
     SemanticsTable([table.wnids[i] for i in keep], table.vectors[keep]).save(tmp_path / "sem.h5")
     models.register_model("test_capture")(_CaptureTrainingData)
     try:
@@ -273,11 +278,59 @@ def test_seen_classes_without_a_vector_stay_targets_for_graph_models(synthetic_b
     finally:
         models._REGISTRY.pop("test_capture")
     data = _CaptureTrainingData.captured[-1]
-    assert data.seen_wnids == seen and seen[0] in data.graph.index
+    assert data.seen_wnids == seen and seen[0] in data.graph.index and unseen[0] in data.graph.index
     assert set(np.unique(data.labels)) == set(range(len(seen)))
     assert len(data.classifier_weights) == len(seen)
-    assert result["classes"]["seen_dropped"] == [seen[0]] and seen[0] not in np.load(
-        result_paths(tmp_path / "out", "test_capture", "gzsl")[1])["candidates"]
-    for result in _bench(b, tmp_path / "real", ["eszsl", "sgcn"], ["zsl"], semantics=tmp_path / "sem.h5",
-                         hyperparameters={"sgcn": {"epochs": 5, "hidden": [16]}}):
-        assert result["classes"]["n_seen_dropped"] == 1 and 0 <= result["metrics"]["top1"] <= 1
+    candidates = np.load(result_paths(tmp_path / "out", "test_capture", "gzsl")[1])["candidates"]
+    assert {seen[0], unseen[0]} <= set(candidates) and len(candidates) == len(seen) + len(unseen)
+    counts = result["classes"]
+    assert counts["seen_dropped"] == [] and counts["n_unseen_classes"] == len(unseen)
+    assert counts["graph"] == "split" and counts["graph_nodes"] == len(data.graph)
+    assert counts["graph_edges"] == data.graph.parent_edges.nnz
+    kept = {table.wnids[i] for i in keep}
+    assert counts["graph_nodes_without_vector"] == sum(w not in kept for w in data.graph.wnids) >= 2
+    linear, graph = _bench(b, tmp_path / "real", ["eszsl", "sgcn"], ["zsl"], semantics=tmp_path / "sem.h5",
+                           hyperparameters={"sgcn": {"epochs": 5, "hidden": [16]}})
+    assert linear["classes"]["n_seen_dropped"] == 1 and linear["classes"]["unseen_dropped"] == [unseen[0]]
+    assert "graph_nodes" not in linear["classes"] and linear["classes"]["n_candidates"] == len(unseen) - 1
+    assert graph["classes"]["n_seen_dropped"] == 0 and graph["classes"]["n_candidates"] == len(unseen)
+    assert graph["classes"]["n_test_samples"] > linear["classes"]["n_test_samples"]
+    assert all(0 <= r["metrics"]["top1"] <= 1 for r in (linear, graph))
+
+
+def test_graph_models_use_the_published_imagenet_graph_by_default(tmp_path, caplog):
+    """On WordNet classes, `goz bench` trains graph models on the 32,324-node graph, records its counts,
+    and warns when more than 1 % of its nodes have no class vector."""
+    from goz.wordnet.imagenet_graph import imagenet_graph
+
+    graph = imagenet_graph()
+    seen, unseen = graph.wnids[:12], splits.load("2-hops")[:6]
+    rng = np.random.default_rng(0)
+    classes = {w: (rng.normal(size=(4, 8)).astype(np.float32), np.arange(4)) for w in seen + unseen}
+    write_store(tmp_path / "train.h5", {w: classes[w] for w in seen})
+    write_store(tmp_path / "test.h5", classes)
+    SemanticsTable(seen + unseen, rng.normal(size=(len(seen + unseen), 5))).save(tmp_path / "sem.h5")
+    (tmp_path / "seen.txt").write_text("\n".join(seen))
+    (tmp_path / "unseen.txt").write_text("\n".join(unseen))
+    code = main(["bench", "--models", "sgcn", "--settings", "zsl", "--train", str(tmp_path / "train.h5"),
+                 "--test", str(tmp_path / "test.h5"), "--semantics", str(tmp_path / "sem.h5"),
+                 "--seen", str(tmp_path / "seen.txt"), "--unseen", str(tmp_path / "unseen.txt"),
+                 "--set", "sgcn.epochs=2", "--set", "sgcn.hidden=[8]", "--set", "sgcn.classifier_batches=2",
+                 "--threads", "1", "--quiet", "--out", str(tmp_path / "out")])
+    assert code == 0
+    result = json.loads((tmp_path / "out" / "sgcn_zsl.json").read_text())
+    counts = result["classes"]
+    assert (counts["graph"], counts["graph_nodes"], counts["graph_edges"]) == ("imagenet", 32_324, 32_544)
+    assert counts["graph_nodes_without_vector"] == 32_324 - 18 and result["inputs"]["graph"] == "imagenet"
+    assert result["fingerprints"]["graph"] == graph.fingerprint()
+    assert any("have no class vector" in r.message and "goz embed --classes imagenet-graph" in r.message
+               for r in caplog.records)
+    split_graph = _bench_split_graph(tmp_path, seen, unseen)
+    assert split_graph["classes"]["graph"] == "split" and split_graph["classes"]["graph_nodes"] < 200
+
+
+def _bench_split_graph(tmp_path, seen, unseen):
+    (result,) = run_bench(["sgcn"], ["zsl"], tmp_path / "train.h5", tmp_path / "test.h5", tmp_path / "sem.h5",
+                          seen, unseen, tmp_path / "split", graph="split", threads=1, progress=False,
+                          hyperparameters={"sgcn": {"epochs": 2, "hidden": [8], "classifier_batches": 2}})
+    return result

@@ -173,7 +173,9 @@ def test_kill_9_then_resume_downloads_each_image_once(tmp_path):
         command = [sys.executable, "-m", "goz", "download", str(urls), str(out), "--concurrency", "4",
                    "--decode-workers", "1", "--quiet", "--shards", "2"]
         env = dict(os.environ, PYTHONPATH=SRC)
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group: kill -9 reaches the download's worker processes too, leaving none behind.
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
         deadline = time.monotonic() + 30
         while len(class_files(out)) < 15 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)

@@ -12,8 +12,13 @@ from goz import models
 from goz.errors import GozError
 from goz.models import TrainingData
 from goz.models.graph import SGCN, GraphNetwork, node_inputs
-from goz.models.graph_ops import (ancestor_distance_groups, dgp_propagation, gcn_propagation,
-                                  read_classifier_weights, sgcn_propagation)
+from goz.models.graph_ops import (
+    ancestor_distance_groups,
+    dgp_propagation,
+    gcn_propagation,
+    read_classifier_weights,
+    sgcn_propagation,
+)
 from goz.semantics import SemanticsTable
 from goz.wordnet import Hierarchy
 
@@ -145,7 +150,8 @@ def dense_reference(network, inputs, specs):
     """The layers as the public GCN/DGP code writes them, with dense matrices over the whole graph."""
     h = inputs
     for number, spec in enumerate(specs):
-        weight, bias = network.weights[number].detach().numpy(), network.biases[number].detach().numpy()
+        weight = network.weights[number].detach().numpy()
+        bias = network.biases[number].detach().numpy() if len(network.biases) else 0.0
         logits = network.mixtures[spec.phase].detach().numpy() if spec.phase is not None else np.zeros(1)
         mixture = np.exp(logits) / np.exp(logits).sum()
         if spec.bias_before_propagation:  # DGP: sum_k a_k A_k (h W + b)
@@ -158,17 +164,18 @@ def dense_reference(network, inputs, specs):
 
 
 @pytest.mark.parametrize("name", GRAPH_MODELS)
-def test_receptive_field_training_rows_match_the_dense_whole_graph_computation(name):
+@pytest.mark.parametrize("bias", [True, False])
+def test_receptive_field_training_rows_match_the_dense_whole_graph_computation(name, bias):
     data, *_ = planted_problem()
     graph = data.graph
     specs = models.create(name, **SMALL[name]).layer_specs(graph, 17)
     torch.manual_seed(0)
-    network = GraphNetwork(specs, data.semantics.dim, dropout=0.5).eval()
+    network = GraphNetwork(specs, data.semantics.dim, dropout=0.5, bias=bias).eval()
     with torch.no_grad():
         for mixture in network.mixtures:
             mixture.copy_(torch.randn(len(mixture)))  # unequal distance-group weights
-        for bias in network.biases:
-            bias.copy_(torch.randn(len(bias)))
+        for vector in network.biases:
+            vector.copy_(torch.randn(len(vector)))
     inputs = node_inputs(data.semantics, graph)
     rows = np.array([graph.index[w] for w in data.seen_wnids[:20]])
     plan = network.plan(rows, torch.device("cpu"))
@@ -276,12 +283,96 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path):
     assert not os.path.exists(marker)
 
 
-def test_dropout_is_inverted_dropout():
-    from goz.models.graph import _dropout
+def test_dropout_masks_and_scales_the_propagated_values():
+    from goz.models.graph import _drop
 
     torch.manual_seed(0)
     h = torch.ones(400, 500)
-    dropped = _dropout(h, 0.5, training=True)
-    assert set(dropped.unique().tolist()) == {0.0, 2.0}
-    assert abs((dropped == 0).float().mean().item() - 0.5) < 0.01 and abs(dropped.mean().item() - 1.0) < 0.02
-    assert _dropout(h, 0.5, training=False) is h and _dropout(h, 0.0, training=True) is h
+    dropped, scale = _drop(h, 0.5, training=True)
+    assert set(dropped.unique().tolist()) == {0.0, 1.0} and scale == 2.0
+    assert abs((dropped == 0).float().mean().item() - 0.5) < 0.01
+    assert _drop(h, 0.5, training=False) == (h, 1.0) and _drop(h, 0.0, training=True) == (h, 1.0)
+
+
+@pytest.mark.parametrize("backend", ["scipy", "torch"])
+def test_mixed_propagation_matches_dense_autograd(backend):
+    """Forward and both gradients (input, mixture) of the one-pattern propagation equal the dense
+    sum_k a_k M_k (scale h) under torch autograd, on the CPU (scipy) and the torch-sparse path (GPUs)."""
+    import dataclasses
+
+    from goz.models.graph import _MixedPropagation, _propagation
+
+    rng = np.random.default_rng(0)
+    full = sp.random(30, 50, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    full.data[:] = rng.uniform(0.1, 1.0, full.nnz)
+    groups = rng.integers(0, 3, full.nnz)
+    blocks = [sp.csr_matrix((np.where(groups == k, full.data, 0), full.indices.copy(), full.indptr.copy()),
+                            shape=full.shape)
+              for k in range(3)]
+    for block in blocks:
+        block.eliminate_zeros()
+    prop = _propagation(blocks, torch.device("cpu"))
+    if backend == "torch":
+        prop = dataclasses.replace(prop, scipy_pattern=None, scipy_transposed=None)
+    logits = torch.randn(3, dtype=torch.float64).float().requires_grad_()
+    h = torch.randn(50, 7, requires_grad=True)
+    upstream = torch.randn(30, 7)
+    out = _MixedPropagation.apply(torch.softmax(logits, 0), h, prop, 2.0)
+    (out * upstream).sum().backward()
+    got = out.detach(), h.grad.clone(), logits.grad.clone()
+    h.grad, logits.grad = None, None
+    dense = [torch.from_numpy(b.toarray()) for b in blocks]
+    mixture = torch.softmax(logits, 0)
+    expected = sum(mixture[k] * dense[k] for k in range(3)) @ (2.0 * h)
+    (expected * upstream).sum().backward()
+    torch.testing.assert_close(got[0], expected.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1], h.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[2], logits.grad, atol=1e-5, rtol=1e-5)
+    # A group with no entry among these rows still gets its (zero) gradient.
+    empty = blocks + [sp.csr_matrix(full.shape, dtype=np.float32)]
+    four = torch.zeros(4, requires_grad=True)
+    _MixedPropagation.apply(torch.softmax(four, 0), h, _propagation(empty, torch.device("cpu")), 1.0).sum().backward()
+    assert four.grad.shape == (4,)
+    shared = [blocks[0], blocks[0]]
+    with pytest.raises(GozError, match="share an entry"):
+        _propagation(shared, torch.device("cpu"))
+
+
+def test_gcn6_as_published_has_no_bias_and_no_dropout():
+    data, *_ = planted_problem()
+    model = models.create("gcn6", hidden=(8,) * 5, epochs=2, progress=False)
+    assert model.bias is False and model.dropout == 0.0 and model.get_params()["bias"] is False
+    network = GraphNetwork(model.layer_specs(data.graph, 9), 4, model.dropout, bias=model.bias)
+    assert len(network.biases) == 0 and [n for n, _ in network.named_parameters()] == [
+        f"weights.{i}" for i in range(6)]
+    variant = models.create("gcn6", hidden=(8,) * 5, bias=True, dropout=0.5)
+    assert len(GraphNetwork(variant.layer_specs(data.graph, 9), 4, variant.dropout, bias=True).biases) == 6
+    for name in ("sgcn", "dgp"):  # the DGP code's layers have biases and dropout
+        assert models.create(name).bias is True and models.create(name).dropout == 0.5
+
+
+def test_graph_models_score_without_the_bias_unless_asked():
+    data, unseen, test_x, _ = planted_problem()
+    model = models.create("sgcn", hidden=(8,), epochs=2, progress=False).fit(data)
+    rows = [model.index_[w] for w in unseen]
+    weights, bias = model.node_classifiers_[rows, :-1], model.node_classifiers_[rows, -1]
+    np.testing.assert_allclose(model.scores(test_x, unseen), test_x @ weights.T, rtol=1e-5, atol=1e-5)
+    model.score_bias = True
+    np.testing.assert_allclose(model.scores(test_x, unseen), test_x @ weights.T + bias, rtol=1e-5, atol=1e-5)
+    assert models.create("dgp", score_bias=True).get_params()["score_bias"] is True
+
+
+def test_fused_loss_matches_normalize_then_squared_error():
+    from goz.models.graph import _NormalizedSquaredError
+
+    torch.manual_seed(0)
+    z = (3 * torch.randn(40, 9)).requires_grad_()
+    targets = torch.nn.functional.normalize(torch.randn(40, 9), dim=1)
+    loss = _NormalizedSquaredError.apply(z, targets)
+    (3 * loss).backward()
+    fused = loss.detach(), z.grad.clone()
+    z.grad = None
+    reference = ((torch.nn.functional.normalize(z, dim=1) - targets) ** 2).sum() / (2 * len(z))
+    (3 * reference).backward()
+    torch.testing.assert_close(fused[0], reference.detach())
+    torch.testing.assert_close(fused[1], z.grad)

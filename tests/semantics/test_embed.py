@@ -247,3 +247,14 @@ def test_cli_lemma_case(tmp_path, capsys):
     assert main(["embed", "--vectors", str(vectors), "--classes", str(split), "--out", str(out),
                  "--lemma-case", "as-spelled"]) == 2
     assert "not one word of the 1 classes' lemmas is in this file" in capsys.readouterr().err
+
+
+def test_cli_embeds_every_node_of_the_published_imagenet_graph(tmp_path, capsys):
+    words = {"dog": [1.0, 0.0], "chihuahua": [3.0, 4.0], "cat": [0.0, 2.0], "entity": [1.0, 1.0]}
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text(glove_text(words))
+    out = tmp_path / "graph.h5"
+    assert main(["embed", "--vectors", str(vectors), "--classes", "imagenet-graph", "--out", str(out)]) == 0
+    assert "of 32324 classes, dimension 2" in capsys.readouterr().out
+    table = semantics.load(out)
+    assert {"n02084071", "n02085620"} <= set(table.wnids) and table.attrs["classes"] == 32_324

@@ -142,7 +142,7 @@ def test_compare_splits_overlap_and_histograms(tmp_path):
 
 def test_standard_test_sets_are_registered_and_read(tmp_path):
     assert {"2-hops", "3-hops", "all"} <= set(splits.BUILTIN)
-    assert splits.BUILTIN["2-hops"].asset.sha256.startswith("3014729204d9")
+    assert splits.BUILTIN["2-hops"].asset.sha256.startswith("3014729204d9")  # the shipped copy, checked on use
     path = tmp_path / "testsets.json"
     path.write_text('{"train": ["n00000111"], "2-hops": ["n00000113", "n00000212"], "3-hops": []}')
     assert read_testset(path, "2-hops") == [BEAGLE, MALLET]

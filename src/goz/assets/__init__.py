@@ -21,7 +21,7 @@ import httpx
 from tqdm import tqdm
 
 from goz import splits
-from goz.assets.http import FileCheck, PageHandler, fetch_file, install_file
+from goz.assets.http import Asset, FileCheck, PageHandler, fetch_file, install_file
 from goz.errors import FetchError, GozError, StoreError
 from goz.home import data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
@@ -238,7 +238,7 @@ def _obtain_splits(home: Path, source: Path | None, force: bool, check_values: b
     files = tuple(
         RemoteFile(split.asset.url, split.asset.relative_path, split.asset.sha256, page=refuse_page,
                    source_names=(split.asset.url.rsplit("/", 1)[-1],))
-        for split in splits.BUILTIN.values()
+        for split in splits.BUILTIN.values() if isinstance(split.asset, Asset)  # the others ship with goz
     )
     return _obtain_files("splits", files, home, source, force)
 

@@ -2,8 +2,14 @@
 
 Settings: `zsl` scores the unseen test samples against the unseen classes; `gzsl` scores the
 unseen test samples and the test store's held-out seen samples against unseen + seen classes.
-Classes without a class vector are dropped (from training, from the candidates and from the
-test samples) with a warning, and counted in the results.
+Linear models drop the classes without a class vector (from training, from the candidates and
+from the test samples) with a warning; graph models keep every class, as the original did (a
+candidate's classifier comes from the graph, not from its vector). Counted in the results either way.
+
+Graph models use the published ImageNet graph of the DGP code by default (`graph="imagenet"`,
+`goz.wordnet.imagenet_graph`: 32,324 nodes), or the seen and unseen classes with their ancestors
+(`graph="split"`, the default when `hierarchy` is an edges file or a `Hierarchy`). The graph's
+node, edge and vector-less node counts go into the result's `classes`.
 
 Output, per (model, setting), written atomically so that a killed run resumes by skipping the
 pairs already finished: `OUT/<model>_<setting>.json` (one flat JSON: metrics, configuration,
@@ -70,7 +76,7 @@ class _Classes:
 def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path, test: str | Path,
               semantics: str | Path | SemanticsTable, seen: str | Path | Sequence[str] = "ilsvrc2012",
               unseen: str | Path | Sequence[str] = "goz_v1", out: str | Path = "results", per_class: int | None = 500,
-              seed: int = 0, hierarchy: str | Path | Hierarchy | None = None,
+              seed: int = 0, hierarchy: str | Path | Hierarchy | None = None, graph: str | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
               hyperparameters: Mapping[str, Mapping] | None = None, force: bool = False,
               train_dtype: str | None = None, threads: int | None = None, allow_links: bool = False,
@@ -78,9 +84,11 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
     `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
-    training samples per class (the original used 500). `hierarchy`: `"wordnet"`, a
-    `child<TAB>parent` edges file or a `Hierarchy`; graph models get its graph induced by the seen
-    and unseen classes. `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
+    training samples per class (the original used 500). `hierarchy`: `"wordnet"` (default), a
+    `child<TAB>parent` edges file or a `Hierarchy`. `graph`: the graph models' class graph,
+    `"imagenet"` (the published graph of the DGP code, with any seen or unseen class it lacks added;
+    the default on WordNet) or `"split"` (seen + unseen + their ancestors; the default for another
+    hierarchy). `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
     in split order. `hyperparameters`: {model: {name: value}}. A pair whose earlier result has the
     same fingerprint (everything that decides it: see `goz.benchmark.results`) is reused unless
     `force`; any other is recomputed and the log says what changed. `train_dtype`:
@@ -104,7 +112,7 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     if threads:
         torch.set_num_threads(threads)
     try:
-        with _Inputs(train, test, semantics, seen, unseen, hierarchy, classifier_weights, settings,
+        with _Inputs(train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings,
                      uses_graph=any(model.uses_graph for model in built.values()), allow_links=allow_links,
                      progress=progress) as inputs:
             plans = {name: _plan(model, settings, inputs, out, per_class, seed, train_dtype, force)
@@ -120,7 +128,7 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
 class _Inputs:
     """Everything a run reads, opened once, with the fingerprint of each part."""
 
-    def __init__(self, train, test, semantics, seen, unseen, hierarchy, classifier_weights, settings, *,
+    def __init__(self, train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings, *,
                  uses_graph: bool, allow_links: bool = False, progress: bool):
         self.train_path, self.test_path = Path(train), Path(test)
         self.table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
@@ -129,7 +137,9 @@ class _Inputs:
                              "seen_split": _describe(seen), "unseen_split": _describe(unseen),
                              "hierarchy": _describe(hierarchy), "classifier_weights": _describe(classifier_weights)}
         self.classes = _classes_with_vectors(self.table, self.seen_split, self.unseen_split)
-        self.graph = _graph(hierarchy, self.seen_split + self.classes.unseen) if uses_graph else None
+        self.graph_kind = _graph_kind(graph, hierarchy) if uses_graph else ""
+        self.descriptions["graph"] = self.graph_kind
+        self.graph = _graph(hierarchy, self.graph_kind, self.seen_split + self.unseen_split) if uses_graph else None
         self.weights = _classifier_weights(classifier_weights, self.seen_split, self.seen_split)
         self.settings, self.progress, self.allow_links = settings, progress, allow_links
 
@@ -224,11 +234,7 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
         features, labels = None, np.zeros(0, dtype=np.int64)
         means = np.zeros((len(seen_split), inputs.train_store.dim), dtype=np.float64)
     load_seconds = time.perf_counter() - load_start
-    counts = {
-        "n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
-        "n_seen_dropped": len(classes.seen_dropped), "n_unseen_dropped": len(classes.unseen_dropped),
-        "seen_dropped": classes.seen_dropped, "unseen_dropped": classes.unseen_dropped,
-        "n_train_samples": int(len(labels))}
+    counts = _class_counts(classes) | {"n_train_samples": int(len(labels))}
     run_facts = {"device": device, "per_class": per_class, "load_seconds": load_seconds,
                  "train_dtype": str(features.dtype) if features is not None else "",
                  "torch_threads": torch.get_num_threads(), **_versions()}
@@ -332,14 +338,55 @@ def _read_training(store: FeatureStore, wnids: list[str], per_class: int | None,
     return features, np.repeat(np.arange(len(wnids), dtype=np.int64), counts), means
 
 
-def _graph(hierarchy, wnids: list[str]) -> ClassGraph | None:
-    if hierarchy is None:
-        return None
-    tree = hierarchy if isinstance(hierarchy, Hierarchy) else load_hierarchy(hierarchy)  # parsed only when asked
+GRAPHS = ("imagenet", "split")
+
+
+def _graph_kind(graph: str | None, hierarchy) -> str:
+    if graph is None:
+        return "imagenet" if hierarchy is None or str(hierarchy) == "wordnet" else "split"
+    if graph not in GRAPHS:
+        raise GozError(f"unknown graph {graph!r}: choose from {', '.join(GRAPHS)}")
+    return graph
+
+
+def _graph(hierarchy, kind: str, wnids: list[str]) -> ClassGraph:
+    """`imagenet`: the published graph (`goz.wordnet.imagenet_graph`) plus any of `wnids` it lacks;
+    `split`: `wnids` and all their ancestors in the hierarchy."""
+    packaged = hierarchy is None or str(hierarchy) == "wordnet"
+    tree = None if packaged else hierarchy if isinstance(hierarchy, Hierarchy) else load_hierarchy(hierarchy)
+    if kind == "imagenet":
+        # imported here: reads the packaged lists only when asked
+        from goz.wordnet.imagenet_graph import imagenet_graph
+
+        return imagenet_graph(wnids, hierarchy=tree)
+    tree = tree if tree is not None else load_hierarchy("wordnet")
     missing = [w for w in wnids if w not in tree]
     if missing:
         raise GozError(f"hierarchy {_describe(hierarchy)}: {len(missing)} classes are not in it, e.g. {missing[0]}")
     return tree.induced_graph(wnids)
+
+
+def _model_classes(model: ZSLModel, inputs: _Inputs) -> _Classes:
+    """A graph model keeps every class (its classifiers come from the graph), as the original's GCN
+    notebook kept all 1,500, and so does any model that needs no class vector (published classifier
+    tables); the others keep the classes with a class vector."""
+    if model.uses_graph or not model.needs_class_vectors:
+        return _Classes(list(inputs.seen_split), list(inputs.unseen_split), [], [])
+    return inputs.classes
+
+
+def _class_counts(classes: _Classes) -> dict:
+    return {"n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
+            "n_seen_dropped": len(classes.seen_dropped), "n_unseen_dropped": len(classes.unseen_dropped),
+            "seen_dropped": classes.seen_dropped, "unseen_dropped": classes.unseen_dropped}
+
+
+def _graph_counts(model: ZSLModel, inputs: _Inputs) -> dict:
+    if not model.uses_graph or inputs.graph is None:
+        return {}
+    from goz.models.graph import nodes_without_vector
+    return {"graph": inputs.graph_kind, "graph_nodes": len(inputs.graph), "graph_edges": int(inputs.graph.parent_edges.nnz),
+            "graph_nodes_without_vector": nodes_without_vector(inputs.table, inputs.graph)}
 
 
 def _classifier_weights(weights, seen_split: list[str], seen_kept: list[str]) -> np.ndarray | None:
@@ -362,11 +409,7 @@ def _seed_everything(seed: int) -> None:
 
 def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, str], inputs: _Inputs, out: Path,
                        counts: dict, run_facts: dict, seed: int, progress: bool) -> dict:
-    classes, test_store, name = inputs.classes, inputs.test_store, model.name
-    if not model.needs_class_vectors:  # e.g. published classifier tables: every class of the splits is scored
-        classes = _Classes(inputs.seen_split, inputs.unseen_split, [], [])
-        counts = counts | {"n_seen_classes": len(classes.seen), "n_unseen_classes": len(classes.unseen),
-                           "n_seen_dropped": 0, "n_unseen_dropped": 0, "seen_dropped": [], "unseen_dropped": []}
+    classes, test_store, name = _model_classes(model, inputs), inputs.test_store, model.name
     candidates = classes.unseen + (classes.seen if setting == "gzsl" else [])
     per_candidate = test_store.counts(candidates)
     n_samples = sum(per_candidate.values())
@@ -394,7 +437,7 @@ def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, st
         metrics["ausuc"] = full["ausuc"]
         curve = {"calibrations": full["calibrations"][keep].tolist(), "unseen": full["unseen_accuracy"][keep].tolist(),
                  "seen": full["seen_accuracy"][keep].tolist()}
-    class_counts = counts | {
+    class_counts = counts | _class_counts(classes) | _graph_counts(model, inputs) | {
         "n_candidates": len(candidates), "n_test_samples": int(n_samples),
         "n_test_unseen_samples": int(sum(per_candidate[w] for w in classes.unseen)),
         "n_test_seen_samples": int(sum(per_candidate[w] for w in classes.seen)) if seen_wnids else 0}

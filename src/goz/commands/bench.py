@@ -23,7 +23,11 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--seen", default="ilsvrc2012", help="seen classes: built-in split name or split file")
     bench.add_argument("--unseen", default="goz_v1", help="unseen classes: built-in split name or split file")
     bench.add_argument("--per-class", type=int, default=500, help="first N training samples per class (0: all)")
-    bench.add_argument("--hierarchy", help="for graph models: 'wordnet' or a child<TAB>parent edges file")
+    bench.add_argument("--hierarchy", help="for graph models: 'wordnet' (default) or a child<TAB>parent edges file")
+    bench.add_argument("--graph", choices=("imagenet", "split"),
+                       help="graph models' class graph: 'imagenet', the published graph of the DGP code (32,324 "
+                            "WordNet nodes; default on WordNet), or 'split', the seen and unseen classes with their "
+                            "ancestors (default with an edges file)")
     bench.add_argument("--classifier-weights",
                        help="seen-class fc weights for graph models: a torchvision state dict (.pth, fc.weight/fc.bias, rows in sorted-wnid order) or .npy/.npz (rows in seen-split order)")
     bench.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
@@ -73,7 +77,7 @@ def run(args) -> int:
         train=args.train or default_store("train_features.h5"),
         test=args.test or default_store("test_features.h5"),
         semantics=semantics, seen=args.seen, unseen=args.unseen, out=args.out,
-        per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy,
+        per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy, graph=args.graph,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
         allow_links=args.allow_links,

@@ -1,7 +1,10 @@
 """The registry of built-in splits, and the readers of split files: ordered lists of WordNet ids.
 
 Built-in splits are fetched on first use from their published source at a pinned commit,
-checked by sha256 and cached under GOZ_HOME. Any split can also be a text file (one wnid per
+checked by sha256 and cached under GOZ_HOME (`goz_v1`, `ilsvrc2012`), or read from the copy of
+their published file shipped with goz (the ImageNet test sets `2-hops`, `3-hops`, `all`; see
+`goz/data/imagenet/SOURCE.md`). `imagenet-graph` is every node of the published ImageNet graph
+of the graph baselines (`goz.wordnet.imagenet_graph`), e.g. to embed them all. Any split can also be a text file (one wnid per
 line, `#` comments) or a pickled list of str, which is read WITHOUT executing pickle code.
 """
 
@@ -16,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from goz.assets.http import Asset, fetch_asset
+from goz.assets.packaged import IMAGENET_TESTSETS, PackagedFile, packaged_path
 from goz.errors import SplitError
 from goz.home import write_text_atomic
 from goz.names import WNID_PATTERN
@@ -25,11 +29,17 @@ GOZ_REPOSITORY = "https://raw.githubusercontent.com/TristHas/GOZ/d53cf286696301f
 
 @dataclass(frozen=True)
 class BuiltinSplit:
-    """A named split: the asset holding it and how to read the wnid list out of that file."""
+    """A named split: the file holding it (fetched `Asset`, shipped `PackagedFile`, or None when
+    `read` computes the list) and how to read the wnid list out of that file."""
 
-    asset: Asset
-    read: Callable[[Path], list[str]]
+    asset: Asset | PackagedFile | None
+    read: Callable[[Path | None], list[str]]
     description: str
+
+    def path(self) -> Path | None:
+        if isinstance(self.asset, PackagedFile):
+            return packaged_path(self.asset)
+        return fetch_asset(self.asset) if self.asset is not None else None
 
 
 def read_pickled_wnids(path: str | Path) -> list[str]:
@@ -78,10 +88,7 @@ BUILTIN: dict[str, BuiltinSplit] = {
 }
 
 
-TESTSETS = Asset(
-    "https://raw.githubusercontent.com/cyvius96/DGP/b497ebba0f43b21a77059c7fc3eb4e5d599c5679/"
-    "materials/imagenet-testsets.json", "splits/imagenet-testsets.json",
-    "3014729204d93f21ff8503a723585ae16131b2825df71e1633fa804f7cab433c")
+TESTSETS = IMAGENET_TESTSETS  # shipped with goz (MIT, from cyvius96/DGP): no download
 
 
 def read_testset(path: Path, key: str) -> list[str]:
@@ -101,12 +108,24 @@ for _key, _size in (("2-hops", 1549), ("3-hops", 7860), ("all", 20842)):
                                 f"ImageNet ZSL test set '{_key}' as published by the graph-ZSL papers ({_size})")
 
 
+def _imagenet_graph_nodes(_: Path | None) -> list[str]:
+    from goz.wordnet.imagenet_graph import (
+        imagenet_graph,  # builds on WordNet: only when asked
+    )
+
+    return list(imagenet_graph().wnids)
+
+
+BUILTIN["imagenet-graph"] = BuiltinSplit(
+    None, _imagenet_graph_nodes, "every node of the published ImageNet graph of the graph baselines (32,324)")
+
+
 def load(name_or_path: str | Path) -> list[str]:
     """A built-in split by name, or a split file (text or pickle). Validated: wnids, no duplicates, not empty."""
     key = str(name_or_path)
     if key in BUILTIN:
         split = BUILTIN[key]
-        wnids, source = split.read(fetch_asset(split.asset)), key
+        wnids, source = split.read(split.path()), key
     else:
         path = Path(name_or_path)
         if not path.exists():
