@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from goz.errors import GozError
-from goz.semantics import SemanticsTable
+from goz.semantics.table import SemanticsTable
 
 log = logging.getLogger(__name__)
 

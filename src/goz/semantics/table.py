@@ -1,0 +1,106 @@
+"""The class semantics table: wnid -> vector, the one format every class embedding is stored in.
+
+Stored as HDF5 (`wnids`: utf-8 strings, `vectors`: float32 (C, d), attributes saying how it was
+made) or `.npz` with the same two arrays. Classes without a vector are simply absent; `select`
+reports them so callers can drop them from training and from the candidate set, as the original
+benchmark did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from goz.errors import GozError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SemanticsTable:
+    wnids: list[str]
+    vectors: np.ndarray  # (C, d) float32
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or len(self.vectors) != len(self.wnids):
+            raise GozError(f"semantics: {len(self.wnids)} wnids but vectors of shape {self.vectors.shape}")
+        if len(set(self.wnids)) != len(self.wnids):
+            raise GozError("semantics: duplicate wnids in the table")
+        if not np.isfinite(self.vectors).all():
+            raise GozError("semantics: the table holds NaN or infinite values")
+        self._row = {wnid: row for row, wnid in enumerate(self.wnids)}
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def __contains__(self, wnid: object) -> bool:
+        return wnid in self._row
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+    def vector(self, wnid: str) -> np.ndarray:
+        return self.vectors[self._row[wnid]]
+
+    def fingerprint(self) -> str:
+        """sha256 of the classes and their vectors (what a result depends on; not the attributes)."""
+        digest = hashlib.sha256("\n".join(self.wnids).encode())
+        digest.update(np.ascontiguousarray(self.vectors, dtype="<f4").tobytes())
+        return digest.hexdigest()
+
+    def normalized(self) -> SemanticsTable:
+        """A copy with every vector scaled to unit L2 norm (zero vectors stay zero)."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return SemanticsTable(list(self.wnids), self.vectors / np.maximum(norms, 1e-12), dict(self.attrs))
+
+    def select(self, wnids: Sequence[str], role: str = "classes") -> tuple[list[str], np.ndarray]:
+        """(kept wnids in order, their vectors); classes without a vector are dropped with a warning."""
+        kept = [w for w in wnids if w in self._row]
+        missing = [w for w in wnids if w not in self._row]
+        if missing:
+            log.warning("%d of %d %s have no class vector and are dropped: %s%s", len(missing), len(wnids),
+                        role, ", ".join(missing[:10]), " ..." if len(missing) > 10 else "")
+        return kept, self.vectors[[self._row[w] for w in kept]] if kept else np.zeros((0, self.dim), np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes HDF5 (or .npz by suffix) atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp" + path.suffix)
+        if path.suffix == ".npz":
+            np.savez(temporary, wnids=np.array(self.wnids), vectors=self.vectors)
+        else:
+            with h5py.File(temporary, "w") as h5:
+                h5.create_dataset("wnids", data=np.array(self.wnids, dtype=h5py.string_dtype("utf-8")))
+                h5.create_dataset("vectors", data=self.vectors)
+                for key, value in self.attrs.items():
+                    h5.attrs[key] = value
+        temporary.replace(path)
+        return path
+
+
+def load(path: str | Path) -> SemanticsTable:
+    path = Path(path)
+    if not path.exists():
+        raise GozError(f"{path}: no such semantics table (build one with `goz embed`)")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                return SemanticsTable([str(w) for w in arrays["wnids"]], arrays["vectors"])
+        with h5py.File(path, "r") as h5:
+            wnids = [w.decode() if isinstance(w, bytes) else str(w) for w in h5["wnids"][()]]
+            return SemanticsTable(wnids, h5["vectors"][()], dict(h5.attrs))
+    except (OSError, KeyError, ValueError) as error:
+        raise GozError(f"{path}: not a semantics table with 'wnids' and 'vectors' ({error})") from None
+
+
+# -- word vectors ------------------------------------------------------------------------------------
