@@ -58,13 +58,7 @@ class SyntheticProblem:
                                  classifier_weights=classifier_weights.astype(np.float32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These matrices are tiny: on a busy 2-core machine torch's thread pool only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from goz.errors import GozError
+from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 from goz.semantics.table import SemanticsTable
 
 log = logging.getLogger(__name__)
@@ -315,14 +316,7 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
     """
     if text not in TEXT_MODES:
         raise GozError(f"--text {text!r}: choose from {', '.join(TEXT_MODES)}")
-    if hierarchy is None:
-        import goz.wordnet  # deferred: only needed here
-        hierarchy = goz.wordnet.load()
-    wnids = list(dict.fromkeys(wnids))
-    unknown = [w for w in wnids if w not in hierarchy]
-    if unknown:
-        raise GozError(f"{len(unknown)} class(es) are not WordNet noun synsets: {', '.join(unknown[:10])}"
-                       f"{' ...' if len(unknown) > 10 else ''}")
+    hierarchy, wnids = noun_synsets(wnids, hierarchy)
     if not wnids:
         raise GozError("no class to embed")
     if isinstance(templates, (str, Path)):

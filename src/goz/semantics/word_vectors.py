@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from goz.errors import GozError
+from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 from goz.semantics.table import SemanticsTable
 
 log = logging.getLogger(__name__)
@@ -270,14 +271,7 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
     """
     if lemma_case not in LEMMA_CASES:
         raise GozError(f"unknown lemma case {lemma_case!r} (choose from {', '.join(LEMMA_CASES)})")
-    if hierarchy is None:
-        import goz.wordnet  # deferred: reading WordNet is only needed here, not to load tables
-        hierarchy = goz.wordnet.load()
-    wnids = list(dict.fromkeys(wnids))
-    unknown = [w for w in wnids if w not in hierarchy]
-    if unknown:
-        raise GozError(f"{len(unknown)} class(es) are not WordNet noun synsets: {', '.join(unknown[:10])}"
-                       f"{' ...' if len(unknown) > 10 else ''}")
+    hierarchy, wnids = noun_synsets(wnids, hierarchy)
     vocabulary = set()
     for wnid in wnids:
         for lemma in hierarchy.lemmas(wnid):

@@ -9,13 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from goz.errors import GozError
 from goz.wordnet.database import read_resource
 from goz.wordnet.edges import load_edges, load_hierarchy, save_edges
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy, Synset
 
 RESOURCE = "wordnet30_nouns.tsv.gz"
 
-__all__ = ["ClassGraph", "Hierarchy", "Synset", "load", "load_edges", "load_hierarchy", "save_edges"]
+__all__ = ["ClassGraph", "Hierarchy", "Synset", "load", "noun_synsets", "load_edges", "load_hierarchy", "save_edges"]
 
 
 @lru_cache(maxsize=1)
@@ -23,3 +24,15 @@ def load() -> Hierarchy:
     """The packaged WordNet 3.0 noun hierarchy (82,115 synsets), read once and cached."""
     with resources.as_file(resources.files("goz") / "data" / "wordnet" / RESOURCE) as path:
         return read_resource(path)
+
+
+def noun_synsets(wnids, hierarchy: Hierarchy | None = None) -> tuple[Hierarchy, list[str]]:
+    """(the hierarchy, `wnids` de-duplicated in order): the packaged WordNet unless one is given;
+    GozError naming the classes that are not in it."""
+    hierarchy = hierarchy if hierarchy is not None else load()
+    wnids = list(dict.fromkeys(wnids))
+    unknown = [w for w in wnids if w not in hierarchy]
+    if unknown:
+        raise GozError(f"{len(unknown)} class(es) are not WordNet noun synsets: {', '.join(unknown[:10])}"
+                       f"{' ...' if len(unknown) > 10 else ''}")
+    return hierarchy, wnids
