@@ -29,7 +29,7 @@ def test_builtin_test_sets_load_in_a_fresh_interpreter(tmp_path):
 @pytest.fixture
 def cyclic_edges(synthetic_benchmark, tmp_path):
     lines = synthetic_benchmark.hierarchy.read_text().splitlines()
-    child, parent = lines[0].split("\t")
+    child, parent = next(line for line in lines if not line.startswith("#")).split("\t")
     path = tmp_path / "cyclic.tsv"
     path.write_text("\n".join(lines + [f"{parent}\t{child}"]) + "\n")  # parent -> child closes a loop
     return path

@@ -59,7 +59,7 @@ def test_goz_layout_and_properties(tmp_path):
         assert not tree.children(wnid)                       # classes are leaves ...
         assert not tree.ancestors(wnid) & set(classes)        # ... so none is another's ancestor
     assert len(tree.roots) == 1
-    weights = np.load(bench.classifier_weights)
+    weights = np.load(bench.classifier_weights)["weights"]
     assert weights.shape == (12, 65) and weights.dtype == np.float32
     graph = tree.induced_graph(classes)
     assert graph.wnids[:len(classes)] == classes and len(graph) > len(classes)
@@ -113,3 +113,15 @@ def test_hierarchy_file_errors_name_the_line(tmp_path):
         load_hierarchy(path)
     with pytest.raises(GozError, match="no such hierarchy"):
         load_hierarchy(tmp_path / "missing.tsv")
+
+
+def test_every_file_of_the_synthetic_benchmark_says_synthetic(tmp_path):
+    import json
+
+    from goz.synthetic import SYNTHETIC_LABEL
+    bench = make_benchmark(tmp_path, n_seen=6, n_unseen=3, train_per_class=2, test_per_class=2, seen_test_per_class=1,
+                           dim=8, semantic_dim=4)
+    for text in (bench.seen, bench.unseen, bench.hierarchy):
+        assert text.read_text().startswith(f"# {SYNTHETIC_LABEL}\n")
+    assert str(np.load(bench.classifier_weights)["data"]) == SYNTHETIC_LABEL
+    assert json.loads((tmp_path / "benchmark.json").read_text())["data"] == "synthetic"

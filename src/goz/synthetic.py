@@ -3,7 +3,7 @@
 Same layout as the real one: a train store (seen classes), a test store (unseen test samples AND
 held-out seen samples, as the published test file holds both), split files, a 300-d semantics
 table, a class hierarchy (a latent tree saved as `child<TAB>parent` lines) and the seen classes'
-"pretrained classifier" (`classifier_weights.npy`, (seen, D + 1) weights and bias in seen-split
+"pretrained classifier" (`classifier_weights.npz`, (seen, D + 1) weights and bias in seen-split
 order: the analogue of the ResNet fc layer that the original graph models regress).
 
 How the data relate (so that zero-shot transfer is possible but imperfect):
@@ -102,10 +102,11 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     root = Path(out_dir)
     paths = SyntheticBenchmark(root, root / "train_features.h5", root / "test_features.h5", root / "semantics.h5",
                                root / "seen.txt", root / "unseen.txt", root / "hierarchy.tsv",
-                               root / "classifier_weights.npy", config, root / "clip_train_features.h5",
+                               root / "classifier_weights.npz", config, root / "clip_train_features.h5",
                                root / "clip_test_features.h5", root / "clip_semantics.h5")
     manifest = root / "benchmark.json"
-    if manifest.exists() and _read_manifest(manifest) == asdict(config) and all(
+    expected_manifest = {"data": "synthetic", "description": SYNTHETIC_LABEL} | asdict(config)
+    if manifest.exists() and _read_manifest(manifest) == expected_manifest and all(
             p.exists() for p in (paths.train, paths.test, paths.semantics, paths.seen, paths.unseen, paths.hierarchy,
                                  paths.classifier_weights, paths.clip_train, paths.clip_test, paths.clip_semantics)):
         return paths
@@ -134,15 +135,15 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     _write_store(paths.test, sorted(test_counts), test_counts, prototype, config, nuisance, rng, attrs, progress, "test")
     SemanticsTable(nodes, vectors.astype(np.float32), {"data": "synthetic", "description": SYNTHETIC_LABEL}
                    ).save(paths.semantics)
-    splits.save(seen, paths.seen)
-    splits.save(unseen, paths.unseen)
-    save_edges(edges, paths.hierarchy)
+    splits.save(seen, paths.seen, header=SYNTHETIC_LABEL)
+    splits.save(unseen, paths.unseen, header=SYNTHETIC_LABEL)
+    save_edges(edges, paths.hierarchy, header=SYNTHETIC_LABEL)
     weights = _seen_classifier(np.stack([prototype[c] for c in seen]), nuisance, config)
     with open(paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp"), "wb") as handle:
-        np.save(handle, weights)
+        np.savez(handle, weights=weights, data=np.array(SYNTHETIC_LABEL))
     paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp").replace(paths.classifier_weights)
     _write_clip_like(paths, classes, latents[len(internal):], seen, test_counts, config, attrs, progress)
-    write_text_atomic(manifest, json.dumps(asdict(config), indent=1))
+    write_text_atomic(manifest, json.dumps(expected_manifest, indent=1))
     return paths
 
 

@@ -74,7 +74,7 @@ def test_graph_and_classifier_weights_decide_graph_models(synthetic_benchmark, t
     caplog.clear()
     _bench(b, out, ["sgcn"], hierarchy=tmp_path / "edges.tsv")
     assert "differs in: graph" in caplog.text
-    weights = np.load(b.classifier_weights)
+    weights = np.load(b.classifier_weights)["weights"]
     caplog.clear()
     _bench(b, out, ["sgcn"], classifier_weights=weights * 2.0)
     assert "classifier weights" in caplog.text

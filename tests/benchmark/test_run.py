@@ -69,7 +69,7 @@ def test_results_json_and_predictions(synthetic_benchmark, tmp_path):
             candidates, true, topk = list(npz["candidates"]), npz["true"], npz["topk"]
             assert topk.shape == (result["classes"]["n_test_samples"], 5) and len(candidates) == result["classes"]["n_candidates"]
             np.testing.assert_array_equal(np.array(candidates)[true], npz["sample_wnids"])
-            assert npz["sample_ids"].dtype == np.int64
+            assert npz["sample_ids"].dtype == np.int64 and str(npz["data"]) == "synthetic"
             assert np.mean(topk[:, 0] == true) == pytest.approx(result["metrics"]["top1"], abs=0.01)
         assert candidates[:len(unseen)] == unseen
 
@@ -222,7 +222,7 @@ def test_classifier_weights_from_a_torchvision_state_dict_equal_the_array(synthe
     import torch
 
     seen = splits.load(synthetic_benchmark.seen)
-    weights = np.load(synthetic_benchmark.classifier_weights)  # rows in seen-split order
+    weights = np.load(synthetic_benchmark.classifier_weights)["weights"]  # rows in seen-split order
     shuffle = np.random.default_rng(0).permutation(len(seen))  # a seen split that is not sorted
     shuffled_seen = splits.save([seen[i] for i in shuffle], tmp_path / "seen_shuffled.txt")
     np.save(tmp_path / "weights_shuffled.npy", weights[shuffle])

@@ -448,7 +448,7 @@ def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, st
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         curve=curve)
     sample_ids = np.concatenate([test_store.ids(w) for w in candidates])
-    json_path = results.save_result(out, result, candidates=np.array(candidates, dtype=str), true=true,
+    json_path = results.save_result(out, result, data=np.array(inputs.data_kind), candidates=np.array(candidates, dtype=str), true=true,
                                     topk=topk_predictions(scores, TOP_K),
                                     sample_wnids=np.array(candidates, dtype=str)[true], sample_ids=sample_ids)
     log.info("%s %s: top1 %.4f%s -> %s", name, setting, metrics["top1"],

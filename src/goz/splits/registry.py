@@ -150,9 +150,9 @@ def validate(wnids: Sequence[str], source: str = "split") -> list[str]:
     return list(wnids)
 
 
-def save(wnids: Sequence[str], path: str | Path) -> Path:
-    """Writes a text split file, one wnid per line (atomic)."""
-    return write_text_atomic(path, "".join(f"{w}\n" for w in validate(wnids)))
+def save(wnids: Sequence[str], path: str | Path, header: str | None = None) -> Path:
+    """Writes a text split file, one wnid per line (atomic); `header` becomes a `#` comment line first."""
+    return write_text_atomic(path, (f"# {header}\n" if header else "") + "".join(f"{w}\n" for w in validate(wnids)))
 
 
 def _is_pickle(path: Path) -> bool:

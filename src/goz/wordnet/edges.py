@@ -14,9 +14,10 @@ from goz.names import WNID_PATTERN
 from goz.wordnet.hierarchy import Hierarchy
 
 
-def save_edges(edges: list[tuple[str, str]], path: str | Path) -> Path:
-    """Writes (child, parent) edges as `child<TAB>parent` lines (atomic)."""
-    return write_text_atomic(path, "".join(f"{child}\t{parent}\n" for child, parent in edges))
+def save_edges(edges: list[tuple[str, str]], path: str | Path, header: str | None = None) -> Path:
+    """Writes (child, parent) edges as `child<TAB>parent` lines (atomic); `header` becomes a `#` comment first."""
+    return write_text_atomic(path, (f"# {header}\n" if header else "")
+                             + "".join(f"{child}\t{parent}\n" for child, parent in edges))
 
 
 def load_edges(path: str | Path) -> Hierarchy:
