@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from goz.errors import GozError
+from goz.semantics.table import read_wnid_arrays, write_wnid_arrays
 
 
 @dataclass
@@ -58,32 +58,12 @@ class ClassifierTable:
 
     def save(self, path: str | Path) -> Path:
         """Writes HDF5 (or .npz by suffix) atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp" + path.suffix)
-        if path.suffix == ".npz":
-            np.savez(temporary, wnids=np.array(self.wnids), weights=self.weights, bias=self.bias)
-        else:
-            with h5py.File(temporary, "w") as h5:
-                h5.create_dataset("wnids", data=np.array(self.wnids, dtype=h5py.string_dtype("utf-8")))
-                h5.create_dataset("weights", data=self.weights)
-                h5.create_dataset("bias", data=self.bias)
-                for key, value in self.attrs.items():
-                    h5.attrs[key] = value
-        temporary.replace(path)
-        return path
+        return write_wnid_arrays(path, self.wnids, {"weights": self.weights, "bias": self.bias}, self.attrs)
 
 
 def load(path: str | Path) -> ClassifierTable:
     path = Path(path)
     if not path.is_file():
         raise GozError(f"{path}: no such classifier table (the published ones: `goz fetch published`)")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as arrays:
-                return ClassifierTable([str(w) for w in arrays["wnids"]], arrays["weights"], arrays["bias"])
-        with h5py.File(path, "r") as h5:
-            wnids = [w.decode() if isinstance(w, bytes) else str(w) for w in h5["wnids"][()]]
-            return ClassifierTable(wnids, h5["weights"][()], h5["bias"][()], dict(h5.attrs))
-    except (OSError, KeyError, ValueError) as error:
-        raise GozError(f"{path}: not a classifier table with 'wnids', 'weights' and 'bias' ({error})") from None
+    wnids, arrays, attrs = read_wnid_arrays(path, ("weights", "bias"), "a classifier table")
+    return ClassifierTable(wnids, arrays["weights"], arrays["bias"], attrs)

@@ -73,34 +73,45 @@ class SemanticsTable:
 
     def save(self, path: str | Path) -> Path:
         """Writes HDF5 (or .npz by suffix) atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp" + path.suffix)
-        if path.suffix == ".npz":
-            np.savez(temporary, wnids=np.array(self.wnids), vectors=self.vectors)
-        else:
-            with h5py.File(temporary, "w") as h5:
-                h5.create_dataset("wnids", data=np.array(self.wnids, dtype=h5py.string_dtype("utf-8")))
-                h5.create_dataset("vectors", data=self.vectors)
-                for key, value in self.attrs.items():
-                    h5.attrs[key] = value
-        temporary.replace(path)
-        return path
+        return write_wnid_arrays(path, self.wnids, {"vectors": self.vectors}, self.attrs)
 
 
 def load(path: str | Path) -> SemanticsTable:
     path = Path(path)
     if not path.exists():
         raise GozError(f"{path}: no such semantics table (build one with `goz embed`)")
+    wnids, arrays, attrs = read_wnid_arrays(path, ("vectors",), "a semantics table")
+    return SemanticsTable(wnids, arrays["vectors"], attrs)
+
+
+def write_wnid_arrays(path: str | Path, wnids: Sequence[str], arrays: dict[str, np.ndarray], attrs: dict) -> Path:
+    """A table of rows named by wnid, atomically: HDF5 (`wnids` utf-8 strings, the arrays, attributes) or
+    `.npz` by suffix (no attributes). The format of semantics and classifier tables."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp" + path.suffix)
+    if path.suffix == ".npz":
+        np.savez(temporary, wnids=np.array(list(wnids)), **arrays)
+    else:
+        with h5py.File(temporary, "w") as h5:
+            h5.create_dataset("wnids", data=np.array(list(wnids), dtype=h5py.string_dtype("utf-8")))
+            for name, values in arrays.items():
+                h5.create_dataset(name, data=values)
+            for key, value in attrs.items():
+                h5.attrs[key] = value
+    temporary.replace(path)
+    return path
+
+
+def read_wnid_arrays(path: Path, names: Sequence[str], what: str) -> tuple[list[str], dict[str, np.ndarray], dict]:
+    """(wnids, {name: array}, attributes) of a file `write_wnid_arrays` wrote; GozError naming `what` it should be."""
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
-                return SemanticsTable([str(w) for w in arrays["wnids"]], arrays["vectors"])
+                return [str(w) for w in arrays["wnids"]], {name: arrays[name] for name in names}, {}
         with h5py.File(path, "r") as h5:
             wnids = [w.decode() if isinstance(w, bytes) else str(w) for w in h5["wnids"][()]]
-            return SemanticsTable(wnids, h5["vectors"][()], dict(h5.attrs))
+            return wnids, {name: h5[name][()] for name in names}, dict(h5.attrs)
     except (OSError, KeyError, ValueError) as error:
-        raise GozError(f"{path}: not a semantics table with 'wnids' and 'vectors' ({error})") from None
-
-
-# -- word vectors ------------------------------------------------------------------------------------
+        expected = ", ".join(f"'{name}'" for name in ("wnids", *names))
+        raise GozError(f"{path}: not {what} with {expected} ({error})") from None
