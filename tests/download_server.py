@@ -6,6 +6,7 @@ import asyncio
 import io
 import threading
 import zlib
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -160,3 +161,9 @@ class FaultServer:
         if kind == "tiny":
             return web.Response(body=png_bytes((8, 8), "RGB"), content_type="image/png")
         return web.Response(status=404, text="no such path")
+
+
+def write_list(path: Path, lines: list[str]) -> Path:
+    """A URL list file, one `<wnid>_<id><TAB><url>` line each."""
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path

@@ -14,7 +14,7 @@ import checkout
 from PIL import Image
 
 import goz.download.shard
-from download_server import FaultServer
+from download_server import FaultServer, write_list
 from goz.cli import main
 from goz.download import download, report
 from goz.download.client import retry_after_seconds
@@ -32,11 +32,6 @@ def server():
     server = FaultServer()
     yield server
     server.close()
-
-
-def write_list(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def manifest_rows(out: Path) -> dict[str, dict]:

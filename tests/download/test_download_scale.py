@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import checkout
-from download_server import PLACEHOLDER, FaultServer
+from download_server import PLACEHOLDER, FaultServer, write_list
 import goz.download.plan
 import goz.download.urllist
 from goz.cli import main
@@ -35,11 +35,6 @@ def hosts_server():
     server = FaultServer(delay=0.15, hosts=HOSTS)
     yield server
     server.close()
-
-
-def write_list(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def rows(out: Path) -> dict[str, dict]:

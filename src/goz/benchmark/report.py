@@ -62,8 +62,12 @@ def _is_mixed(results: dict) -> bool:
     return len(_data_groups(results)) > 1
 
 
+def _of_model(results: dict, model: str) -> dict:
+    return {key: result for key, result in results.items() if key[0] == model}
+
+
 def _data_of(results: dict, model: str) -> str:
-    return ",".join(sorted({data_identity(r) for (m, _), r in results.items() if m == model}))
+    return ",".join(sorted({data_identity(r) for r in _of_model(results, model).values()}))
 
 
 def _load(directory: Path, allow_mixed: bool) -> dict:
@@ -99,13 +103,16 @@ def build_table(directory: str | Path, allow_mixed: bool = False) -> str:
     Results measured on different data are refused unless `allow_mixed` (then each row names its data).
     """
     directory = Path(directory)
-    results = _load(directory, allow_mixed)
+    return _write_table(directory, _load(directory, allow_mixed))
+
+
+def _write_table(directory: Path, results: dict) -> str:
     markdown = f"## {_title(results)}\n\n{_table_body(results)}"
     buffer = io.StringIO()
     header, rows = _table_rows(results)
     # Each CSV row says which data it comes from: a CSV travels without the Markdown's notes.
-    kinds = [("synthetic" if any(r.get("data") == "synthetic" for (m, _), r in results.items() if m == model)
-              else "real", _data_of(results, model)) for model in _models(results)]
+    kinds = [("synthetic" if is_synthetic(_of_model(results, model)) else "real", _data_of(results, model))
+             for model in _models(results)]
     csv.writer(buffer, lineterminator="\n").writerows(
         [header + ["data", "data id"]] + [row + list(kind) for row, kind in zip(rows, kinds)])
     write_text_atomic(directory / "table.csv", buffer.getvalue())
@@ -117,7 +124,7 @@ def build_report(directory: str | Path, allow_mixed: bool = False) -> Path:
     """Writes `report.md` with the table and PNG plots (top-k curves, seen-unseen curves); returns its path."""
     directory = Path(directory)
     results = _load(directory, allow_mixed)
-    build_table(directory, allow_mixed)
+    _write_table(directory, results)
     sections = [f"# {_title(results)}\n"]
     if is_synthetic(results):
         sections.append(f"**{SYNTHETIC_NOTE}**\n")

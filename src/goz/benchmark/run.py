@@ -11,10 +11,9 @@ Graph models use the published ImageNet graph of the DGP code by default (`graph
 (`graph="split"`, the default when `hierarchy` is an edges file or a `Hierarchy`). The graph's
 node, edge and vector-less node counts go into the result's `classes`.
 
-Output, per (model, setting), written atomically so that a killed run resumes by skipping the
-pairs already finished: `OUT/<model>_<setting>.json` (one flat JSON: metrics, configuration,
-counts, versions, timings, memory) and `OUT/<model>_<setting>.predictions.npz` (candidates, true
-class, top-5 predictions, sample wnids and ids).
+Output, per (model, setting): `OUT/<model>_<setting>.json` and `.predictions.npz`, in the format
+`goz.benchmark.results` owns; a pair is reused only when its fingerprint is identical, so a killed
+run resumes where it stopped.
 
 Memory at GOZ scale (1000 classes x 500 samples x 2048 floats): training features are read once
 into one preallocated array, as float16 when float32 would pass 1 GiB; a model that declares
@@ -140,7 +139,7 @@ class _Inputs:
         self.graph_kind = _graph_kind(graph, hierarchy) if uses_graph else ""
         self.descriptions["graph"] = self.graph_kind
         self.graph = _graph(hierarchy, self.graph_kind, self.seen_split + self.unseen_split) if uses_graph else None
-        self.weights = _classifier_weights(classifier_weights, self.seen_split, self.seen_split)
+        self.weights = _classifier_weights(classifier_weights, self.seen_split)
         self.settings, self.progress, self.allow_links = settings, progress, allow_links
 
     def __enter__(self) -> _Inputs:
@@ -151,21 +150,15 @@ class _Inputs:
             self.train_store.close()
             raise
         try:
-            for store in (self.train_store, self.test_store):
-                _check_links(store, self.allow_links)
-        except StoreError:
+            self._check_stores()
+        except BaseException:
             self.__exit__()
             raise
-        try:
-            _check_same_clip_model(self.train_store, self.test_store, self.table, self.descriptions["semantics"])
-        except GozError:
-            self.__exit__()
-            raise
-        _require(self.train_store, self.seen_split, "seen classes of the split", "training")
-        _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
-        if "gzsl" in self.settings:
-            _require(self.test_store, self.seen_split, "seen classes of the split (needed by gzsl)", "test")
         self.data_kind = _data_kind(self.train_store, self.test_store)
+        # What graph models read besides the common inputs: hashed once, not per model and setting.
+        self.graph_fingerprints = {
+            "graph": self.graph.fingerprint() if self.graph is not None else "",
+            "classifier_weights": results.digest(self.weights) if self.weights is not None else ""}
         self.fingerprints = {
             "data": self.data_kind,
             "train_store": self.train_store.content_fingerprint(progress=self.progress),
@@ -177,6 +170,15 @@ class _Inputs:
         }
         return self
 
+    def _check_stores(self) -> None:
+        for store in (self.train_store, self.test_store):
+            _check_links(store, self.allow_links)
+        _check_same_clip_model(self.train_store, self.test_store, self.table, self.descriptions["semantics"])
+        _require(self.train_store, self.seen_split, "seen classes of the split", "training")
+        _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
+        if "gzsl" in self.settings:
+            _require(self.test_store, self.seen_split, "seen classes of the split (needed by gzsl)", "test")
+
     def __exit__(self, *exc) -> None:
         self.train_store.close()
         self.test_store.close()
@@ -184,12 +186,8 @@ class _Inputs:
     def model_fingerprints(self, model: ZSLModel) -> dict[str, str]:
         """The run's fingerprints plus what this model reads: the graph and the classifier weights, and
         the files it reads itself (`ZSLModel.input_fingerprints`: e.g. a published classifier table)."""
-        if not model.uses_graph:
-            return dict(self.fingerprints) | model.input_fingerprints()
-        return self.fingerprints | {
-            "graph": self.graph.fingerprint() if self.graph is not None else "",
-            "classifier_weights": results.digest(self.weights) if self.weights is not None else ""
-        } | model.input_fingerprints()
+        return (self.fingerprints | (self.graph_fingerprints if model.uses_graph else {})
+                | model.input_fingerprints())
 
 
 def _model_fingerprint(model: ZSLModel) -> str:
@@ -222,7 +220,7 @@ def _plan(model: ZSLModel, settings: list[str], inputs: _Inputs, out: Path, per_
 def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLModel], inputs: _Inputs, out: Path,
                       per_class, seed, device, train_dtype, progress) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    classes, seen_split = inputs.classes, inputs.seen_split
+    seen_split = inputs.seen_split
     needs_samples = any(not built[name].fits_on_class_means for name in pending)
     load_start = time.perf_counter()
     # Every seen class is trained on: linear models drop those without a vector themselves, graph
@@ -234,7 +232,7 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
         features, labels = None, np.zeros(0, dtype=np.int64)
         means = np.zeros((len(seen_split), inputs.train_store.dim), dtype=np.float64)
     load_seconds = time.perf_counter() - load_start
-    counts = _class_counts(classes) | {"n_train_samples": int(len(labels))}
+    counts = {"n_train_samples": int(len(labels))}  # the class counts are each model's (`_model_classes`)
     run_facts = {"device": device, "per_class": per_class, "load_seconds": load_seconds,
                  "train_dtype": str(features.dtype) if features is not None else "",
                  "torch_threads": torch.get_num_threads(), **_versions()}
@@ -385,11 +383,12 @@ def _graph_counts(model: ZSLModel, inputs: _Inputs) -> dict:
     if not model.uses_graph or inputs.graph is None:
         return {}
     from goz.models.graph import nodes_without_vector
-    return {"graph": inputs.graph_kind, "graph_nodes": len(inputs.graph), "graph_edges": int(inputs.graph.parent_edges.nnz),
+    return {"graph": inputs.graph_kind, "graph_nodes": len(inputs.graph),
+            "graph_edges": int(inputs.graph.parent_edges.nnz),
             "graph_nodes_without_vector": nodes_without_vector(inputs.table, inputs.graph)}
 
 
-def _classifier_weights(weights, seen_split: list[str], seen_kept: list[str]) -> np.ndarray | None:
+def _classifier_weights(weights, seen_split: list[str]) -> np.ndarray | None:
     if weights is None:
         return None
     if not isinstance(weights, np.ndarray):
@@ -398,8 +397,7 @@ def _classifier_weights(weights, seen_split: list[str], seen_kept: list[str]) ->
     if weights.ndim != 2 or len(weights) != len(seen_split):
         raise GozError(f"classifier weights must be (len(seen split) = {len(seen_split)}, D + 1), "
                        f"got shape {weights.shape}")
-    row = {w: i for i, w in enumerate(seen_split)}
-    return np.asarray(weights[[row[w] for w in seen_kept]], dtype=np.float32)
+    return np.asarray(weights, dtype=np.float32)
 
 
 def _seed_everything(seed: int) -> None:
@@ -448,7 +446,8 @@ def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, st
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         curve=curve)
     sample_ids = np.concatenate([test_store.ids(w) for w in candidates])
-    json_path = results.save_result(out, result, data=np.array(inputs.data_kind), candidates=np.array(candidates, dtype=str), true=true,
+    json_path = results.save_result(out, result, data=np.array(inputs.data_kind),
+                                    candidates=np.array(candidates, dtype=str), true=true,
                                     topk=topk_predictions(scores, TOP_K),
                                     sample_wnids=np.array(candidates, dtype=str)[true], sample_ids=sample_ids)
     log.info("%s %s: top1 %.4f%s -> %s", name, setting, metrics["top1"],
