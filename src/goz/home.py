@@ -28,14 +28,35 @@ def data_home() -> Path:
     return Path(cache).expanduser() / "goz"
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Writes `text` (utf-8) to a temporary name beside `path`, then renames: readers never see half a file."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block succeeds, removed when it
+    fails: readers never see half a file, and a killed writer leaves the old file whole.
+
+    The temporary name keeps `path`'s suffix (`x.tmp.h5`), for writers that choose a format by it (h5py, numpy,
+    matplotlib); its directory is created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-    return path
+    temporary = path.with_name(f"{path.stem}.tmp{path.suffix}" if path.suffix else f"{path.name}.tmp")
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to a temporary name beside `path`, then renames: readers never see half a file."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Writes `text` (utf-8) atomically, as `write_bytes_atomic`."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def sha256_of(path: Path) -> str:
