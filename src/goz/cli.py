@@ -37,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fetch_named_splits(args: argparse.Namespace) -> None:
+    """Published splits named on the command line (`--unseen goz_v1`) are fetched before the command runs:
+    the API below reads them from GOZ_HOME and never reaches up to fetch (`goz.catalog`)."""
+    from goz.catalog import SPLIT_ASSETS
+
+    named = {part.strip() for value in vars(args).values() if isinstance(value, str) for part in value.split(",")}
+    if any(SPLIT_ASSETS[name].local_path.is_file() is False for name in named & SPLIT_ASSETS.keys()):
+        from goz.assets import fetch
+
+        fetch("splits")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _fetch_named_splits(args)
         return int(args.run(args) or 0)
     except GozError as error:
         print(f"goz: error: {error}", file=sys.stderr)

@@ -15,7 +15,8 @@ from goz import assets as fetch
 from goz import cli, splits
 from goz.assets import http as asset_http
 from goz.errors import FetchError
-from goz.assets.http import Asset
+from goz import catalog
+from goz.catalog import Asset
 from goz.store import FeatureStore, write_store
 
 TRAIN_ID, TEST_ID = "1_XFAswLqvcH2FkO_aa3CDpiRTcUXM1gm", "1Ru3nd9ZsHF_TzPorLackI83dWfe98u4s"
@@ -172,13 +173,14 @@ def test_features_from_a_local_directory(tmp_path, capsys):
 def local_splits(server, monkeypatch):
     contents = {"goz_v1": pickle.dumps([f"n{i:08d}" for i in range(5)]),
                 "train": pickle.dumps([f"n{i:08d}" for i in range(10, 13)])}
-    builtin = {}
+    published = {}
     for (remote_name, data), (name, relative) in zip(
             contents.items(), [("goz_v1", "splits/goz_v1.pickle"), ("ilsvrc2012", "splits/ilsvrc2012_train.pickle")]):
         server.files[f"/{remote_name}"] = data
-        asset = Asset(f"{server.url}/{remote_name}", relative, hashlib.sha256(data).hexdigest())
-        builtin[name] = splits.BuiltinSplit(asset, splits.read_pickled_wnids, name)
-    monkeypatch.setattr(splits, "BUILTIN", builtin)
+        published[name] = Asset(f"{server.url}/{remote_name}", relative, hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(catalog, "SPLIT_ASSETS", published)
+    monkeypatch.setattr(splits, "BUILTIN", {name: splits.BuiltinSplit(asset, splits.read_pickled_wnids, name)
+                                            for name, asset in published.items()})
     return contents
 
 
@@ -204,7 +206,7 @@ def test_splits_from_a_directory_and_a_wrong_file(tmp_path, local_splits, capsys
 
 # -- GloVe -----------------------------------------------------------------------------------------------
 
-def glove_zip(members=fetch.GLOVE_MEMBERS["glove.6B"]) -> bytes:
+def glove_zip(members=catalog.GLOVE_MEMBERS["glove.6B"]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for member in members:
@@ -220,7 +222,7 @@ def test_glove_zip_checked(tmp_path, server, monkeypatch):
     monkeypatch.setattr(fetch, "GLOVE_URL", server.url + "/{name}.zip")
     (path,) = fetch.fetch("glove", home=tmp_path / "home")
     assert path == tmp_path / "home" / "glove" / "glove.6B.zip" and path.read_bytes() == good
-    monkeypatch.setitem(fetch.GLOVE_MEMBERS, "glove.42B.300d", fetch.GLOVE_MEMBERS["glove.6B"])
+    monkeypatch.setitem(catalog.GLOVE_MEMBERS, "glove.42B.300d", catalog.GLOVE_MEMBERS["glove.6B"])
     with pytest.raises(FetchError, match="not a complete zip"):
         fetch.fetch("glove.42B.300d", home=tmp_path / "home")
     assert not list((tmp_path / "home" / "glove").glob("glove.42B*"))

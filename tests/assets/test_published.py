@@ -14,7 +14,7 @@ from published_pickles import (
     old_pandas_pickle,
 )
 
-from goz import assets, cli
+from goz import assets, catalog, cli
 from goz import semantics as semantics_io
 from goz.assets import http as asset_http
 from goz.assets import published
@@ -49,9 +49,9 @@ def blob_id(data: bytes) -> str:
 def published_files(monkeypatch):
     """The published tables with these test pickles' blob ids; returns {name: (values, bytes)}."""
     made = tables()
-    monkeypatch.setattr(published, "PUBLISHED_TABLES", {
+    monkeypatch.setattr(catalog, "PUBLISHED_TABLES", {
         name: dataclasses.replace(table, git_blob_id=blob_id(made[name][1]))
-        for name, table in published.PUBLISHED_TABLES.items()})
+        for name, table in catalog.PUBLISHED_TABLES.items()})
     return made
 
 
@@ -61,7 +61,7 @@ def check_converted(home, made) -> None:
     np.testing.assert_allclose(glove.vectors, made["glove"][0], rtol=1e-6)
     for name in ("gcn_6", "gcn_2", "adgpm"):
         table = classifier_table.load(home / "published" / f"{name}.h5")
-        assert table.wnids == WNIDS and table.attrs["git_blob_id"] == published.PUBLISHED_TABLES[name].git_blob_id
+        assert table.wnids == WNIDS and table.attrs["git_blob_id"] == catalog.PUBLISHED_TABLES[name].git_blob_id
         np.testing.assert_allclose(table.weights, made[name][0][:, :-1], rtol=1e-6)
         np.testing.assert_allclose(table.bias, made[name][0][:, -1], rtol=1e-6)
 
@@ -111,15 +111,15 @@ def test_not_a_table_is_a_clear_error(tmp_path):
         published.read_published_table(tmp_path / "cut")
     (tmp_path / "words").write_bytes(current_pandas_pickle(["cat", "dog"], np.ones((2, 3))))
     with pytest.raises(GozError, match="not WordNet ids, e.g. 'cat'"):
-        published.convert(published.PUBLISHED_TABLES["gcn_6"], tmp_path / "words", tmp_path / "out.h5")
+        published.convert(catalog.PUBLISHED_TABLES["gcn_6"], tmp_path / "words", tmp_path / "out.h5")
 
 
 def test_fetched_from_the_repository_checked_and_converted(tmp_path, published_files, monkeypatch, capsys):
     server = LocalServer().start()
     try:
-        for name, table in published.PUBLISHED_TABLES.items():
+        for name, table in catalog.PUBLISHED_TABLES.items():
             server.files[f"/{table.repository_path}"] = published_files[name][1]
-        monkeypatch.setattr(published, "GOZ_REPOSITORY", server.url)
+        monkeypatch.setattr(catalog, "GOZ_REPOSITORY", server.url)
         home = tmp_path / "home"
         code = cli.main(["fetch", "published", "--home", str(home)])
         out = capsys.readouterr().out
@@ -134,7 +134,7 @@ def test_fetched_from_the_repository_checked_and_converted(tmp_path, published_f
 
 def test_wrong_file_is_refused_and_nothing_installed(tmp_path, published_files, capsys):
     clone = tmp_path / "GOZ"
-    for name, table in published.PUBLISHED_TABLES.items():
+    for name, table in catalog.PUBLISHED_TABLES.items():
         (clone / table.repository_path).parent.mkdir(parents=True, exist_ok=True)
         (clone / table.repository_path).write_bytes(published_files[name][1])
     paths = assets.fetch("published", source=clone, home=tmp_path / "home")  # a clone of the GOZ repository
@@ -151,8 +151,8 @@ def test_wrong_file_is_refused_and_nothing_installed(tmp_path, published_files, 
 def test_a_malicious_file_with_the_right_blob_id_is_still_refused(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     evil = malicious_pickles(marker)["os.system"]
-    monkeypatch.setattr(published, "PUBLISHED_TABLES", {
-        "gcn_6": dataclasses.replace(published.PUBLISHED_TABLES["gcn_6"], git_blob_id=blob_id(evil))})
+    monkeypatch.setattr(catalog, "PUBLISHED_TABLES", {
+        "gcn_6": dataclasses.replace(catalog.PUBLISHED_TABLES["gcn_6"], git_blob_id=blob_id(evil))})
     (tmp_path / "gcn_6").write_bytes(evil)
     with pytest.raises(FetchError, match="refusing to load a pickle that references posix.system"):
         assets.fetch("published", source=tmp_path / "gcn_6", home=tmp_path / "home")

@@ -256,7 +256,7 @@ def test_hyperparameter_selection_uses_held_out_seen_classes(problem):
 def published_home(tmp_path, monkeypatch, problem):
     """GOZ_HOME holding published classifier tables for every class of the problem (models/published.py)."""
     from goz.models.classifier_table import ClassifierTable
-    from goz.assets.published import published_table_path
+    from goz.catalog import published_table_path
     from goz.models.published import PublishedClassifiers
     monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
     wnids = problem.seen_wnids + problem.unseen_wnids

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from goz import models, semantics, splits
-from goz.assets.published import published_table_path
+from goz.catalog import published_table_path
 from goz.benchmark.run import SETTINGS, result_paths, run_bench
 from goz.cli import main
 from goz.errors import GozError

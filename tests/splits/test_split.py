@@ -7,7 +7,8 @@ from goz.semantics import SemanticsTable
 from goz.splits import check_split, compare_splits, hop_split, load_hierarchy
 from goz.splits.build import (build_split, dispatch, excluded_branches, hierarchy_filter, target_distribution,
                              _seeded_rank)
-from goz.splits.hops import nearest_sources, read_testset
+from goz.catalog import read_testset
+from goz.splits.hops import nearest_sources
 from goz.wordnet import Hierarchy
 
 from split_fixtures import (ANIMAL, BANDSAW, BEAGLE, CAT, CLAW, DOG, EDGES, GINGER, HACKSAW, HUSKY,
@@ -148,10 +149,10 @@ def test_standard_test_sets_are_registered_and_read(tmp_path):
     assert read_testset(path, "2-hops") == [BEAGLE, MALLET]
     assert splits.BUILTIN["2-hops"].read(path) == [BEAGLE, MALLET]
     with pytest.raises(SplitError, match="'all'"):
-        read_testset(path, "all")
+        splits.BUILTIN["all"].read(path)
     path.write_text("{not json")
     with pytest.raises(SplitError, match="not the ImageNet test-sets JSON"):
-        read_testset(path, "2-hops")
+        splits.BUILTIN["2-hops"].read(path)
 
 
 def test_edges_file_hierarchy(tmp_path):

@@ -8,11 +8,13 @@ import pytest
 
 import goz.wordnet
 from goz import splits
-from goz.assets import packaged
-from goz.assets.packaged import (
+from goz import catalog
+from goz.catalog import (
+    IMAGENET_SPLIT,
     IMAGENET_TESTSETS,
     IMAGENET_XML_WNIDS,
     PackagedFile,
+    imagenet_xml_wnids,
     packaged_path,
 )
 from goz.errors import GozError
@@ -22,7 +24,6 @@ from goz.wordnet.imagenet_graph import (
     PUBLISHED_EDGES,
     PUBLISHED_NODES,
     imagenet_graph,
-    imagenet_xml_wnids,
 )
 
 
@@ -32,8 +33,12 @@ def test_the_published_graph_on_the_packaged_wordnet():
     testsets = json.loads(packaged_path(IMAGENET_TESTSETS).read_text())
     xml = imagenet_xml_wnids()
     assert len(xml) == len(set(xml)) == 32_295 and set(xml) <= set(graph.wnids)
-    # DGP's node order: the 1000 seen classes, the 20,842 `all` classes, then the rest of the XML.
-    assert graph.wnids[:1000] == testsets["train"] and graph.wnids[1000:21_842] == testsets["all"]
+    # DGP's node order: the 1000 seen classes, the 20,842 `all` classes as imagenet-split.json lists them
+    # (make_induced_graph.py reads that file, not the test-sets file), then the rest of the XML.
+    dgp_split = json.loads(packaged_path(IMAGENET_SPLIT).read_text())
+    assert graph.wnids[:1000] == testsets["train"] == dgp_split["train"]
+    assert graph.wnids[1000:21_842] == dgp_split["test"] and set(dgp_split["test"]) == set(testsets["all"])
+    assert sum(a != b for a, b in zip(dgp_split["test"], testsets["all"])) > 20_000  # the order really differs
     keys = set(graph.wnids[:21_842])
     assert graph.wnids[21_842:] == [w for w in xml if w not in keys]
     # Hypernym edges only, never instance hypernyms; every hypernym link between two nodes is an edge.
@@ -91,7 +96,7 @@ def test_packaged_files_are_checked_by_sha256(tmp_path, monkeypatch):
         packaged_path(wrong)
     with pytest.raises(GozError, match="missing from the goz installation"):
         packaged_path(PackagedFile("imagenet/nothing.json", "0" * 64, "nowhere"))
-    assert packaged.packaged_path.cache_info().currsize >= 1
+    assert catalog.packaged_path.cache_info().currsize >= 1
 
 
 def test_imagenet_test_sets_and_graph_nodes_are_built_in_splits_read_offline(tmp_path, monkeypatch):

@@ -20,8 +20,19 @@ from urllib.parse import urlencode, urljoin
 import httpx
 from tqdm import tqdm
 
-from goz import splits
-from goz.assets.http import Asset, FileCheck, PageHandler, fetch_file, install_file
+from goz import catalog
+from goz.assets.http import FileCheck, PageHandler, fetch_file, install_file
+from goz.catalog import (
+    FEATURE_STORES,
+    FEATURES_FOLDER,
+    GLOVE_FOLDER,
+    GLOVE_MEMBERS,
+    GLOVE_URL,
+    IMAGENET_FOLDER,
+    IMAGENET_URLS_MEMBER,
+    IMAGENET_URLS_URL,
+    PUBLISHED_FOLDER,
+)
 from goz.errors import FetchError, GozError, StoreError
 from goz.home import data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
@@ -30,9 +41,6 @@ from goz.store import FeatureStore, check_wnid
 log = logging.getLogger(__name__)
 
 DRIVE_DOWNLOAD_URL = "https://drive.usercontent.google.com/download"  # GOZ_DRIVE_URL overrides it
-GLOVE_URL = "https://nlp.stanford.edu/data/{name}.zip"
-IMAGENET_URLS_URL = "http://image-net.org/imagenet_data/urls/imagenet_fall11_urls.tgz"
-IMAGENET_URLS_MEMBER = "fall11_urls.txt"
 
 
 @dataclass(frozen=True)
@@ -223,12 +231,10 @@ def check_feature_layout(path: Path, *, check_values: bool = False) -> None:
 def _obtain_features(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
     def check(path: Path) -> None:
         check_feature_layout(path, check_values=check_values)
-    files = (
-        RemoteFile(drive_url("1_XFAswLqvcH2FkO_aa3CDpiRTcUXM1gm"), "features/train_features.h5",
-                   check=check, page=drive_confirmation, source_names=("train.h5",)),
-        RemoteFile(drive_url("1Ru3nd9ZsHF_TzPorLackI83dWfe98u4s"), "features/test_features.h5",
-                   check=check, page=drive_confirmation, source_names=("test.h5",)),
-    )
+    files = tuple(
+        RemoteFile(drive_url(drive_id), f"{FEATURES_FOLDER}/{name}", check=check, page=drive_confirmation,
+                   source_names=(seed_name,))
+        for name, (drive_id, seed_name) in FEATURE_STORES.items())
     return _obtain_files("features", files, home, source, force)
 
 
@@ -236,10 +242,9 @@ def _obtain_features(home: Path, source: Path | None, force: bool, check_values:
 
 def _obtain_splits(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
     files = tuple(
-        RemoteFile(split.asset.url, split.asset.relative_path, split.asset.sha256, page=refuse_page,
-                   source_names=(split.asset.url.rsplit("/", 1)[-1],))
-        for split in splits.BUILTIN.values() if isinstance(split.asset, Asset)  # the others ship with goz
-    )
+        RemoteFile(asset.url, asset.relative_path, asset.sha256, page=refuse_page,
+                   source_names=(asset.url.rsplit("/", 1)[-1],))
+        for asset in catalog.SPLIT_ASSETS.values())  # the ImageNet test sets ship with goz
     return _obtain_files("splits", files, home, source, force)
 
 
@@ -249,14 +254,6 @@ def refuse_page(response: httpx.Response, page: str) -> None:
 
 
 # -- GloVe -----------------------------------------------------------------------------------------------
-
-GLOVE_MEMBERS = {
-    "glove.6B": tuple(f"glove.6B.{d}d.txt" for d in (50, 100, 200, 300)),
-    "glove.42B.300d": ("glove.42B.300d.txt",),
-    "glove.840B.300d": ("glove.840B.300d.txt",),
-    "glove.twitter.27B": tuple(f"glove.twitter.27B.{d}d.txt" for d in (25, 50, 100, 200)),
-}
-
 
 def check_zip(path: Path, members: tuple[str, ...]) -> None:
     """A complete zip holding `members`, every member's CRC read and checked (with progress)."""
@@ -279,7 +276,7 @@ def check_zip(path: Path, members: tuple[str, ...]) -> None:
 
 def _glove_asset(name: str) -> FetchableAsset:
     def obtain(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
-        remote = RemoteFile(GLOVE_URL.format(name=name), f"glove/{name}.zip",
+        remote = RemoteFile(GLOVE_URL.format(name=name), f"{GLOVE_FOLDER}/{name}.zip",
                             check=lambda path: check_zip(path, GLOVE_MEMBERS[name]), page=refuse_page)
         return _obtain_files(f"glove --name {name}", (remote,), home, source, force)
     return FetchableAsset(f"GloVe word vectors {name} (zip, every member checked)", obtain)
@@ -333,12 +330,12 @@ def extract_url_list(archive: Path, destination: Path) -> Path:
 
 
 def _obtain_imagenet_urls(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
-    listing = home / "imagenet" / IMAGENET_URLS_MEMBER
+    listing = home / IMAGENET_FOLDER / IMAGENET_URLS_MEMBER
     if source is not None:
         return [_install_url_list(source, listing)]
     if listing.exists() and not force:
         return [listing]
-    remote = RemoteFile(IMAGENET_URLS_URL, "imagenet/imagenet_fall11_urls.tgz", page=refuse_page)
+    remote = RemoteFile(IMAGENET_URLS_URL, f"{IMAGENET_FOLDER}/imagenet_fall11_urls.tgz", page=refuse_page)
     (archive,) = _obtain_files("imagenet-urls", (remote,), home, None, force, hint=IMAGENET_URLS_HINT)
     try:
         extract_url_list(archive, listing)
@@ -368,10 +365,10 @@ def _install_url_list(source: Path, listing: Path) -> Path:
 def _obtain_published(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
     """The four published pickles (checked by git blob id) into published/original/, then converted."""
     from goz.assets import published  # deferred: pandas is optional and only this asset needs it
-    folder = home / published.PUBLISHED_FOLDER
-    tables = list(published.PUBLISHED_TABLES.values())
+    folder = home / PUBLISHED_FOLDER
+    tables = list(catalog.PUBLISHED_TABLES.values())
     files = tuple(
-        RemoteFile(table.url, f"{published.PUBLISHED_FOLDER}/original/{table.name}",
+        RemoteFile(table.url, f"{PUBLISHED_FOLDER}/original/{table.name}",
                    check=lambda path, blob=table.git_blob_id: published.check_blob_id(path, blob), page=refuse_page,
                    source_names=(table.repository_path,))  # `--from` a clone of the GOZ repository works too
         for table in tables)

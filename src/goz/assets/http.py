@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from goz.catalog import Asset
 from goz.errors import FetchError, GozError
 from goz.home import CHUNK_BYTES, data_home, file_lock, sha256_of
 
@@ -37,19 +38,6 @@ log = logging.getLogger(__name__)
 PageHandler = Callable[[httpx.Response, str], "str | None"]
 # A content check run on the complete file before it is put in place: raises GozError if wrong.
 FileCheck = Callable[[Path], None]
-
-
-@dataclass(frozen=True)
-class Asset:
-    """A published file: where it lives, where goz caches it, and its checksum (None: not pinned)."""
-
-    url: str
-    relative_path: str
-    sha256: str | None = None
-
-    @property
-    def local_path(self) -> Path:
-        return data_home() / self.relative_path
 
 
 def fetch_asset(asset: Asset, *, force: bool = False) -> Path:

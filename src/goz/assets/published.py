@@ -25,41 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from goz.catalog import PublishedTable
 from goz.errors import FetchError, GozError
 from goz.home import CHUNK_BYTES, data_home
 from goz.names import WNID_PATTERN
-from goz.splits.registry import GOZ_REPOSITORY
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_FOLDER = "published"  # under GOZ_HOME: converted tables; the downloaded pickles in original/
-
-
-@dataclass(frozen=True)
-class PublishedTable:
-    """One published pickle: its path in the GOZ repository, its git blob id, what it holds."""
-
-    name: str             # gcn_6, gcn_2, adgpm, glove: also the converted file's stem
-    repository_path: str
-    git_blob_id: str
-    kind: str             # "semantics" or "classifiers"
-
-    @property
-    def url(self) -> str:
-        return f"{GOZ_REPOSITORY}/{self.repository_path}"
-
-
-PUBLISHED_TABLES: dict[str, PublishedTable] = {table.name: table for table in (
-    PublishedTable("glove", "data/semantics/glove", "c72df6b84aceaa7b46d2581dfbb0852095eab19b", "semantics"),
-    PublishedTable("gcn_6", "data/models/gcn_6", "0e5a789bedcaaff04d8ecf6e69618df1856ff4cd", "classifiers"),
-    PublishedTable("gcn_2", "data/models/gcn_2", "5bc7e9c17a606e0d3f42bb1e26937f02d4d5d4fd", "classifiers"),
-    PublishedTable("adgpm", "data/models/adgpm", "b2383b6236cd098dbb840c58a98c91737c15309e", "classifiers"),
-)}
-
-
-def published_table_path(name: str) -> Path:
-    """Where `goz fetch published` puts the converted table `name` (glove, gcn_6, gcn_2, adgpm)."""
-    return data_home() / PUBLISHED_FOLDER / f"{name}.h5"
 
 
 def git_blob_id(path: str | Path) -> str:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from goz.assets.published import published_table_path
+from goz.catalog import published_table_path
 from goz.errors import GozError
 from goz.home import sha256_of
 from goz.models import register_model

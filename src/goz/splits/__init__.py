@@ -14,7 +14,6 @@ from goz.splits.hops import compare_splits, hop_split
 from goz.splits.lemmas import LemmaFilter
 from goz.splits.registry import (
                                  BUILTIN,
-                                 GOZ_REPOSITORY,
                                  WNID_PATTERN,
                                  BuiltinSplit,
                                  load,
@@ -25,6 +24,6 @@ from goz.splits.registry import (
 )
 from goz.wordnet.edges import load_hierarchy
 
-__all__ = ["BUILTIN", "GOZ_REPOSITORY", "WNID_PATTERN", "BuiltinSplit", "load", "read_pickled_wnids",
+__all__ = ["BUILTIN", "WNID_PATTERN", "BuiltinSplit", "load", "read_pickled_wnids",
            "read_text_wnids", "save", "validate", "LemmaFilter", "build_split", "check_split", "compare_splits", "hop_split", "load_hierarchy",
            "read_counts"]

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from goz.errors import GozError
 from goz.home import write_text_atomic
-from goz.splits.registry import TESTSETS, read_testset  # noqa: F401  (read_testset: re-exported for callers)
 from goz.splits.report import bar_plot, markdown_table
 from goz.wordnet import Hierarchy
 

@@ -1,9 +1,9 @@
 """The registry of built-in splits, and the readers of split files: ordered lists of WordNet ids.
 
-Built-in splits are fetched on first use from their published source at a pinned commit,
-checked by sha256 and cached under GOZ_HOME (`goz_v1`, `ilsvrc2012`), or read from the copy of
-their published file shipped with goz (the ImageNet test sets `2-hops`, `3-hops`, `all`; see
-`goz/data/imagenet/SOURCE.md`). `imagenet-graph` is every node of the published ImageNet graph
+Built-in splits are read where `goz fetch splits` puts them under GOZ_HOME (`goz_v1`,
+`ilsvrc2012`: published at a pinned commit, checked by sha256; `goz.catalog` says where), or from
+the copy of their published file shipped with goz (the ImageNet test sets `2-hops`, `3-hops`,
+`all`; see `goz/data/imagenet/SOURCE.md`). `imagenet-graph` is every node of the published ImageNet graph
 of the graph baselines (`goz.wordnet.imagenet_graph`), e.g. to embed them all. Any split can also be a text file (one wnid per
 line, `#` comments) or a pickled list of str, which is read WITHOUT executing pickle code.
 """
@@ -18,13 +18,18 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from goz.assets.http import Asset, fetch_asset
-from goz.assets.packaged import IMAGENET_TESTSETS, PackagedFile, packaged_path
-from goz.errors import SplitError
+from goz.catalog import (
+    IMAGENET_TESTSET_NAMES,
+    IMAGENET_TESTSETS,
+    SPLIT_ASSETS,
+    Asset,
+    PackagedFile,
+    packaged_path,
+    read_testset,
+)
+from goz.errors import GozError, SplitError
 from goz.home import write_text_atomic
 from goz.names import WNID_PATTERN
-
-GOZ_REPOSITORY = "https://raw.githubusercontent.com/TristHas/GOZ/d53cf286696301f4e0b3811c3828281368f99cbd"
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,18 @@ class BuiltinSplit:
     def path(self) -> Path | None:
         if isinstance(self.asset, PackagedFile):
             return packaged_path(self.asset)
-        return fetch_asset(self.asset) if self.asset is not None else None
+        if self.asset is None:
+            return None
+        path = self.asset.local_path
+        if not path.is_file():
+            raise SplitError(f"{path}: the built-in split is not fetched yet; run `goz fetch splits` (offline: "
+                             f"`goz fetch splits --from FOLDER` with a copy of {self.asset.url})")
+        return path
+
+    @property
+    def fetched(self) -> bool:
+        """Whether the split is published separately (`goz fetch splits`) rather than shipped with goz."""
+        return isinstance(self.asset, Asset)
 
 
 def read_pickled_wnids(path: str | Path) -> list[str]:
@@ -77,34 +93,21 @@ def read_text_wnids(path: str | Path) -> list[str]:
 
 
 BUILTIN: dict[str, BuiltinSplit] = {
-    "goz_v1": BuiltinSplit(
-        Asset(f"{GOZ_REPOSITORY}/data/splits/goz_v1", "splits/goz_v1.pickle",
-              "d24d4270764035508a24e67b9c3cd03b005dd5a429e05f1dda62034c967e32bf"),
-        read_pickled_wnids, "GOZ v1 unseen test classes (500)"),
-    "ilsvrc2012": BuiltinSplit(
-        Asset(f"{GOZ_REPOSITORY}/data/splits/train", "splits/ilsvrc2012_train.pickle",
-              "ac621549bfd110aded32fb0ef61175e5260f3a791cf0fd890c63906e4aad712f"),
-        read_pickled_wnids, "ILSVRC-2012 seen training classes (1000)"),
+    "goz_v1": BuiltinSplit(SPLIT_ASSETS["goz_v1"], read_pickled_wnids, "GOZ v1 unseen test classes (500)"),
+    "ilsvrc2012": BuiltinSplit(SPLIT_ASSETS["ilsvrc2012"], read_pickled_wnids,
+                               "ILSVRC-2012 seen training classes (1000)"),
 }
 
 
-TESTSETS = IMAGENET_TESTSETS  # shipped with goz (MIT, from cyvius96/DGP): no download
-
-
-def read_testset(path: Path, key: str) -> list[str]:
-    """One list of the published ImageNet ZSL test sets JSON (keys `train`, `2-hops`, `3-hops`, `all`)."""
+def _read_testset(path: Path, key: str) -> list[str]:
     try:
-        sets = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SplitError(f"{path}: not the ImageNet test-sets JSON ({error})") from None
-    value = sets.get(key) if isinstance(sets, dict) else None
-    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
-        raise SplitError(f"{path}: no list of wnids under key {key!r}")
-    return value
+        return read_testset(path, key)
+    except GozError as error:
+        raise SplitError(str(error)) from None
 
 
-for _key, _size in (("2-hops", 1549), ("3-hops", 7860), ("all", 20842)):
-    BUILTIN[_key] = BuiltinSplit(TESTSETS, partial(read_testset, key=_key),
+for _key, _size in zip(IMAGENET_TESTSET_NAMES, (1549, 7860, 20842)):
+    BUILTIN[_key] = BuiltinSplit(IMAGENET_TESTSETS, partial(_read_testset, key=_key),
                                 f"ImageNet ZSL test set '{_key}' as published by the graph-ZSL papers ({_size})")
 
 

@@ -2,7 +2,8 @@
 
 The rule of `materials/make_induced_graph.py` in cyvius96/DGP (the code the GOZ paper trained its
 graph models with): start from the key classes, the 1000 ILSVRC-2012 classes then the 20,842
-ImageNet-21K classes of the `all` test set; walk up their WordNet hypernyms (instance hypernyms are
+ImageNet-21K classes of the `all` test set, both as DGP's `imagenet-split.json` lists them (its
+`test` holds the classes of `all` in another order; node positions follow it); walk up their WordNet hypernyms (instance hypernyms are
 not followed) breadth first, adding each synset met, but do not walk on from a synset of ImageNet's
 `structure_released.xml` (32,295 synsets, shipped as `goz/data/imagenet/imagenet-xml-wnids.json`);
 then add every synset of that XML not yet there, in the file's order. Edges are all hypernym links
@@ -15,14 +16,13 @@ classes, after the published ones; classes already in the published graph change
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
 
-from goz.assets.packaged import IMAGENET_TESTSETS, IMAGENET_XML_WNIDS, packaged_path
+from goz.catalog import imagenet_split, imagenet_xml_wnids
 from goz.errors import GozError
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy
 
@@ -32,20 +32,9 @@ PUBLISHED_NODES = 32_324   # on WordNet 3.0: 32,295 XML synsets + 29 key classes
 PUBLISHED_EDGES = 32_544
 
 
-@lru_cache(maxsize=1)
-def imagenet_xml_wnids() -> tuple[str, ...]:
-    """The 32,295 synsets of ImageNet's structure_released.xml, in the published file's order."""
-    path = packaged_path(IMAGENET_XML_WNIDS)
-    return tuple(json.loads(path.read_text(encoding="utf-8")))
-
-
 def _key_classes() -> list[str]:
-    from goz.splits.registry import (
-        read_testset,  # splits imports wordnet: imported on use
-    )
-
-    path = packaged_path(IMAGENET_TESTSETS)
-    return read_testset(path, "train") + read_testset(path, "all")
+    # DGP's make_induced_graph.py reads imagenet-split.json, whose `test` holds the classes of `all` in another order
+    return imagenet_split("train") + imagenet_split("test")
 
 
 def imagenet_graph(extra: Sequence[str] = (), hierarchy: Hierarchy | None = None) -> ClassGraph:
