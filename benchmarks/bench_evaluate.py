@@ -1,6 +1,6 @@
 """Evaluation at the GOZ generalized scale: 60,000 samples x 1,500 candidates (float32 scores).
 
-Measures goz.benchmark.evaluate (rank counting in row chunks, torch.topk per chunk for the top-5 lists)
+Measures goz.bench.evaluate (rank counting in row chunks, torch.topk per chunk for the top-5 lists)
 side by side with the direct approach (argsort of whole rows), checks that both give the same
 numbers, and records time and peak extra memory (tracemalloc sees numpy allocations, not torch's;
 the only torch allocations are the (chunk x 5) top-k lists). Run:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goz.benchmark.evaluate import evaluate, seen_unseen_curve, topk_predictions
+from goz.bench.evaluate import evaluate, seen_unseen_curve, topk_predictions
 
 
 def measure(function):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from goz import assets, splits
-from goz.benchmark.analysis import analyze_bias, analyze_errors
-from goz.benchmark.run import run_bench
+from goz.bench.analysis import analyze_bias, analyze_errors
+from goz.bench.run import run_bench
 from goz.cli import main
 from goz.errors import FetchError, StoreError
 from goz.store import FeatureStore, write_store

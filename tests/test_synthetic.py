@@ -118,7 +118,7 @@ def test_hierarchy_file_errors_name_the_line(tmp_path):
 def test_every_file_of_the_synthetic_benchmark_says_synthetic(tmp_path):
     import json
 
-    from goz.synthetic import SYNTHETIC_LABEL
+    from goz.provenance import SYNTHETIC_LABEL
     bench = make_benchmark(tmp_path, n_seen=6, n_unseen=3, train_per_class=2, test_per_class=2, seen_test_per_class=1,
                            dim=8, semantic_dim=4)
     for text in (bench.seen, bench.unseen, bench.hierarchy):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goz import models
-from goz.benchmark.report import build_report, build_table
-from goz.benchmark.run import SETTINGS, run_bench
+from goz.bench.report import build_report, build_table
+from goz.bench.run import SETTINGS, run_bench
 from goz.synthetic import make_benchmark
 
 __all__ = ["run_demo", "DemoResult", "DEMO_SIZES", "QUICK_SIZES", "demo_hyperparameters"]

@@ -33,12 +33,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed over `path` when the block succeeds, removed when it
     fails: readers never see half a file, and a killed writer leaves the old file whole.
 
-    The temporary name keeps `path`'s suffix (`x.tmp.h5`), for writers that choose a format by it (h5py, numpy,
-    matplotlib); its directory is created.
+    The temporary is `<name>.tmp`, so that no glob of the real suffix (`*.json`) ever picks it up; writers that
+    choose a format by suffix are told the format (numpy: write to an open handle; matplotlib: `format=`).
+    Its directory is created.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.stem}.tmp{path.suffix}" if path.suffix else f"{path.name}.tmp")
+    temporary = path.with_name(f"{path.name}.tmp")
     try:
         yield temporary
     except BaseException:

@@ -23,13 +23,13 @@ import numpy as np
 from tqdm import tqdm
 
 from goz.errors import StoreError
+from goz.provenance import SYNTHETIC_DATA
 from goz.home import data_home, write_text_atomic
 from goz.names import WNID_PATTERN
 
 FEATURES_GROUP = "images"
 IDS_GROUP = "idx"
 
-SYNTHETIC_DATA = "synthetic"  # a store's `data` attribute when goz.synthetic generated it (see is_synthetic)
 
 
 def check_wnid(wnid: str, where: str = "") -> str:

@@ -38,12 +38,12 @@ from goz import splits
 from goz.errors import GozError
 from goz.home import write_text_atomic
 from goz.semantics import SemanticsTable
-from goz.store import SYNTHETIC_DATA, StoreBuilder
+from goz.provenance import SYNTHETIC_DATA, SYNTHETIC_LABEL
+from goz.store import StoreBuilder
 from goz.wordnet.edges import save_edges
 
 # Fake WordNet ids: valid form (n + 8 digits) in a range WordNet 3.0 does not use (its offsets stop below n1...).
 INTERNAL_BASE, CLASS_BASE = 90_000_000, 91_000_000
-SYNTHETIC_LABEL = "SYNTHETIC DATA (goz.synthetic), not ImageNet features"
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
                                root / "classifier_weights.npz", config, root / "clip_train_features.h5",
                                root / "clip_test_features.h5", root / "clip_semantics.h5")
     manifest = root / "benchmark.json"
-    expected_manifest = {"data": "synthetic", "description": SYNTHETIC_LABEL} | asdict(config)
+    expected_manifest = {"data": SYNTHETIC_DATA, "description": SYNTHETIC_LABEL} | asdict(config)
     if manifest.exists() and _read_manifest(manifest) == expected_manifest and all(
             p.exists() for p in (paths.train, paths.test, paths.semantics, paths.seen, paths.unseen, paths.hierarchy,
                                  paths.classifier_weights, paths.clip_train, paths.clip_test, paths.clip_semantics)):
@@ -133,7 +133,7 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     _write_store(paths.train, seen, train_per_class, prototype, config, nuisance, rng, attrs, progress, "train")
     test_counts = {c: test_per_class for c in unseen} | {c: seen_test_per_class for c in seen if seen_test_per_class}
     _write_store(paths.test, sorted(test_counts), test_counts, prototype, config, nuisance, rng, attrs, progress, "test")
-    SemanticsTable(nodes, vectors.astype(np.float32), {"data": "synthetic", "description": SYNTHETIC_LABEL}
+    SemanticsTable(nodes, vectors.astype(np.float32), {"data": SYNTHETIC_DATA, "description": SYNTHETIC_LABEL}
                    ).save(paths.semantics)
     splits.save(seen, paths.seen, header=SYNTHETIC_LABEL)
     splits.save(unseen, paths.unseen, header=SYNTHETIC_LABEL)

@@ -7,7 +7,7 @@ import torch
 
 from goz import models
 from goz.errors import GozError
-from goz.benchmark.evaluate import evaluate
+from goz.bench.evaluate import evaluate
 from goz.models import TrainingData
 from goz.models import training as model_training
 from goz.models.linear import hinge_rank_loss
@@ -241,15 +241,17 @@ def test_cuda_device_is_used_or_refused_clearly(problem, name):
 
 
 def test_hyperparameter_selection_uses_held_out_seen_classes(problem):
+    from goz.bench.selection import select_hyperparameters
+
     grid = {"n_batches": [0, 60], "batch_size": [64], "lr": [1e-2], "progress": [False]}
-    best, table = models.select_hyperparameters("devise", problem.data, grid, holdout_fraction=0.25, seed=1)
+    best, table = select_hyperparameters("devise", problem.data, grid, holdout_fraction=0.25, seed=1)
     assert [row["n_batches"] for row in table] == [0, 60]
     assert best == {"n_batches": 60, "batch_size": 64, "lr": 1e-2, "progress": False}
     assert table[1]["top1"] > table[0]["top1"]
-    _, again = models.select_hyperparameters("devise", problem.data, grid, holdout_fraction=0.25, seed=1)
+    _, again = select_hyperparameters("devise", problem.data, grid, holdout_fraction=0.25, seed=1)
     assert again == table
     with pytest.raises(GozError, match="held out"):
-        models.select_hyperparameters("eszsl", problem.data, {"gamma": [1.0]}, holdout_fraction=0.01)
+        select_hyperparameters("eszsl", problem.data, {"gamma": [1.0]}, holdout_fraction=0.01)
 
 
 @pytest.fixture

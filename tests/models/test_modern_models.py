@@ -7,7 +7,7 @@ import pytest
 from test_linear_models import SyntheticProblem, fast
 
 from goz import models
-from goz.benchmark.evaluate import evaluate
+from goz.bench.evaluate import evaluate
 from goz.errors import GozError
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from goz import models, semantics, splits
 from goz.catalog import published_table_path
-from goz.benchmark.run import SETTINGS, result_paths, run_bench
+from goz.bench.run import SETTINGS, result_paths, run_bench
 from goz.cli import main
 from goz.errors import GozError
 from goz.models import TrainingData

@@ -41,7 +41,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_errors(args) -> int:
-    from goz.benchmark.analysis import (
+    from goz.bench.analysis import (
         analyze_errors,  # imported on use: scipy.stats and matplotlib are slow to load
     )
 
@@ -55,7 +55,7 @@ def run_errors(args) -> int:
 
 
 def run_bias(args) -> int:
-    from goz.benchmark.analysis import analyze_bias
+    from goz.bench.analysis import analyze_bias
 
     analysis = analyze_bias(splits.load(args.seen), splits.load(args.unseen), hierarchy=load_hierarchy(args.hierarchy),
                             train=args.train, test=args.test, per_class=args.per_class, model=args.model,

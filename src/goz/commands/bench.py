@@ -60,7 +60,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, dict]:
 
 
 def run(args) -> int:
-    from goz.benchmark.run import (  # imported on use: torch and h5py make `goz --help` slow
+    from goz.bench.run import (  # imported on use: torch and h5py make `goz --help` slow
         default_store,
         run_bench,
     )

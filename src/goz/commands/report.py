@@ -19,7 +19,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_table(args) -> int:
-    from goz.benchmark.report import (
+    from goz.bench.report import (
         build_table,  # imported on use: matplotlib makes `goz --help` slow
     )
 
@@ -28,7 +28,7 @@ def run_table(args) -> int:
 
 
 def run_report(args) -> int:
-    from goz.benchmark.report import build_report
+    from goz.bench.report import build_report
 
     print(f"report written to {build_report(args.directory, allow_mixed=args.allow_mixed)}")
     return 0

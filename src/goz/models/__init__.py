@@ -20,7 +20,7 @@ from goz.errors import GozError
 from goz.models.base import TrainingData, ZSLModel
 
 __all__ = ["TrainingData", "ZSLModel", "register_model", "list_models", "create", "canonical_name", "model_class",
-           "display_sorted", "select_hyperparameters"]
+           "display_sorted"]
 
 _REGISTRY: dict[str, type[ZSLModel]] = {}
 _ALIASES: dict[str, str] = {}
@@ -93,7 +93,3 @@ def create(name: str, **hyperparameters) -> ZSLModel:
         raise GozError(f"model {name!r} has no hyper-parameter {', '.join(unknown)}; "
                        f"it takes: {', '.join(sorted(hyperparameter_names(cls)))}")
     return cls(**hyperparameters)
-
-
-# Imported last: selection builds models through `create` above.
-from goz.models.selection import select_hyperparameters  # noqa: E402

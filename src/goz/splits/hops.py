@@ -15,7 +15,7 @@ from pathlib import Path
 
 from goz.errors import GozError
 from goz.home import write_text_atomic
-from goz.splits.report import bar_plot, markdown_table
+from goz.figures import bar_plot, markdown_table
 from goz.wordnet import Hierarchy
 
 

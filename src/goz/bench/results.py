@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from goz.errors import GozError
-from goz.home import write_text_atomic
+from goz.home import atomic_path, write_text_atomic
+from goz.provenance import SYNTHETIC_DATA
 
 SCHEMA = "goz-result/2"
 JSON_SUFFIX = ".json"
@@ -98,15 +100,75 @@ def new_result(*, model: str, setting: str, data: str, seed: int, fingerprints: 
     return result
 
 
-def save_result(out: str | Path, result: dict, **predictions: np.ndarray) -> Path:
+@dataclass
+class Predictions:
+    """What a `.predictions.npz` holds: per test sample, its true class and its top-k candidates.
+
+    `candidates` (C,) wnids; `true` (N,) and `topk` (N, k) indices into them (best first); `sample_wnids`
+    and `sample_ids` (N,) name each sample (`<wnid>_<id>`); `data` the data kind (`goz.provenance`).
+    """
+
+    candidates: list[str]
+    true: np.ndarray
+    topk: np.ndarray
+    sample_wnids: np.ndarray
+    sample_ids: np.ndarray
+    data: str
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"data": np.array(self.data), "candidates": np.array(self.candidates, dtype=str), "true": self.true,
+                "topk": self.topk, "sample_wnids": self.sample_wnids, "sample_ids": self.sample_ids}
+
+    @property
+    def true_wnids(self) -> list[str]:
+        return [self.candidates[i] for i in self.true]
+
+    @property
+    def top1_wnids(self) -> list[str]:
+        return [self.candidates[i] for i in self.topk[:, 0]]
+
+
+def save_result(out: str | Path, result: dict, predictions: Predictions) -> Path:
     """Writes the predictions, then the JSON (last: it marks the pair as finished). Both atomic."""
     json_path, npz_path = result_paths(out, result["model"], result["setting"])
-    temporary = npz_path.with_name(npz_path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **predictions)
-    temporary.replace(npz_path)
+    with atomic_path(npz_path) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **predictions.arrays())
     write_text_atomic(json_path, json.dumps(result, indent=1))
     return json_path
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """A `.predictions.npz`, checked: GozError naming the file when it is not one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            candidates = [str(w) for w in arrays["candidates"]]
+            true, topk = np.asarray(arrays["true"]), np.asarray(arrays["topk"])
+            n = len(true)
+            sample_wnids = np.asarray(arrays["sample_wnids"]) if "sample_wnids" in arrays else np.array(
+                [candidates[i] for i in true] if n else [], dtype=str)
+            sample_ids = np.asarray(arrays["sample_ids"]) if "sample_ids" in arrays else np.full(n, -1)
+            data = str(arrays["data"]) if "data" in arrays else ""
+    except (OSError, KeyError, ValueError, EOFError) as error:
+        raise GozError(f"{path}: not a predictions file with candidates, true, topk ({error}); "
+                       f"write it again with `goz bench`") from None
+    if true.ndim != 1 or topk.ndim != 2 or len(topk) != len(true) or topk.shape[1] < 1:
+        raise GozError(f"{path}: expected true (n,) and topk (n, k), found {true.shape} and {topk.shape}")
+    for name, indices in (("true", true), ("topk", topk)):
+        if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0
+                             or indices.max() >= len(candidates)):
+            raise GozError(f"{path}: {name} holds values that are not indices into the {len(candidates)} candidates")
+    return Predictions(candidates, true, topk, sample_wnids, sample_ids, data)
+
+
+def result_of_predictions(path: str | Path) -> dict | None:
+    """The finished result whose predictions file is `path` (None if it is missing or unreadable)."""
+    path = Path(path)
+    return read_result(path.with_name(path.name.removesuffix(PREDICTIONS_SUFFIX) + JSON_SUFFIX))
+
+
+def is_synthetic_result(result: Mapping | None) -> bool:
+    return result is not None and result.get("data") == SYNTHETIC_DATA
 
 
 def read_result(path: str | Path) -> dict | None:
@@ -145,7 +207,8 @@ def data_identity(result: Mapping) -> str:
 
 
 def is_synthetic(results: Mapping) -> bool:
-    return any(result.get("data") == "synthetic" for result in results.values())
+    """Whether any of {key: result} was measured on synthetic data."""
+    return any(is_synthetic_result(result) for result in results.values())
 
 
 def _is_result(value) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from goz import models
-from goz.benchmark.evaluate import evaluate
+from goz.bench.evaluate import evaluate
 from goz.errors import GozError
 from goz.models.base import TrainingData
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from goz.benchmark import evaluate as protocol
+from goz.bench import evaluate as protocol
 from goz.errors import GozError
-from goz.benchmark.evaluate import evaluate, seen_unseen_curve, topk_hits, topk_predictions
+from goz.bench.evaluate import evaluate, seen_unseen_curve, topk_hits, topk_predictions
 
 # Four candidates, four samples; sample 2 ties its true class (b) with a, sample 3 is ranked last.
 ZSL_CANDIDATES = ["a", "b", "c", "d"]

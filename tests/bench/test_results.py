@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from goz import semantics, splits
-from goz.benchmark.results import read_result, result_paths
-from goz.benchmark.run import run_bench
+from goz.bench.results import read_result, result_paths
+from goz.bench.run import run_bench
 from goz.cli import main
 from goz.semantics import SemanticsTable
 from goz.store import FeatureStore, write_store

@@ -1,4 +1,7 @@
-"""Markdown tables and PNG plots for the split and analysis reports (matplotlib, Agg backend)."""
+"""Markdown tables and PNG figures: the one writer of every report's tables and plots (matplotlib, Agg backend).
+
+Figures are written atomically (`save_figure`): a killed report never leaves half a PNG.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,18 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from goz.home import atomic_path  # noqa: E402
+
+
+def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
+    """Lays out, writes (atomically, PNG unless the suffix says otherwise) and closes `figure`."""
+    path = Path(path)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    plt.close(figure)
+    return path
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -41,7 +56,4 @@ def bar_plot(path: Path, labels: Sequence[str], series: Mapping[str, Sequence[fl
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -18,14 +18,21 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from goz.benchmark.results import JSON_SUFFIX, PREDICTIONS_SUFFIX, predictions_files, read_result
+from goz.bench.results import (
+    PREDICTIONS_SUFFIX,
+    is_synthetic_result,
+    predictions_files,
+    read_predictions,
+    result_of_predictions,
+)
 from goz.errors import GozError
 from goz.home import write_text_atomic
+from goz.provenance import synthetic_note as _synthetic_note
+from goz.provenance import synthetic_title as _synthetic_title
 from goz.semantics import SemanticsTable
 from goz.splits.hops import nearest_sources
-from goz.splits.report import bar_plot, markdown_table, plt
+from goz.figures import bar_plot, markdown_table, plt, save_figure
 from goz.store import FeatureStore
-from goz.synthetic import SYNTHETIC_LABEL
 from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)
@@ -105,7 +112,7 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     seen_set = set(seen)
     seen_distance = hierarchy.hop_distances([w for w in seen if w in hierarchy]) if seen else None
     runs = []
-    synthetic = any(_results_are_synthetic(path) for _, _, path in files)
+    synthetic = any(is_synthetic_result(result_of_predictions(path)) for _, _, path in files)
     for model, setting, path in files:
         truth, predicted = read_top1(path, hierarchy)
         pair_counts = Counter(zip(truth, predicted))
@@ -131,38 +138,13 @@ def analyze_errors(results: str | Path, *, hierarchy: Hierarchy, max_hops: int =
     return analysis
 
 
-def _results_are_synthetic(predictions: Path) -> bool:
-    """Whether the results JSON beside a predictions file says its data was synthetic."""
-    result = read_result(predictions.with_name(predictions.name.removesuffix(PREDICTIONS_SUFFIX) + JSON_SUFFIX))
-    return result is not None and result.get("data") == "synthetic"
-
-
-def _synthetic_title(synthetic: bool) -> str:
-    return " (SYNTHETIC DATA)" if synthetic else ""
-
-
-def _synthetic_note(synthetic: bool) -> str:
-    return f"**{SYNTHETIC_LABEL}: these numbers show the pipeline works, nothing more.**\n\n" if synthetic else ""
-
-
 def read_top1(path: Path, hierarchy: Hierarchy) -> tuple[list[str], list[str]]:
-    """(true wnid, top-1 predicted wnid) per sample of a predictions file, checked."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            candidates = [str(w) for w in arrays["candidates"]]
-            true, topk = np.asarray(arrays["true"]), np.asarray(arrays["topk"])
-    except (OSError, KeyError, ValueError) as error:
-        raise GozError(f"{path}: not a predictions file with candidates, true, topk ({error})") from None
-    if true.ndim != 1 or topk.ndim != 2 or len(topk) != len(true) or topk.shape[1] < 1:
-        raise GozError(f"{path}: expected true (n,) and topk (n, k), found {true.shape} and {topk.shape}")
-    for name, indices in (("true", true), ("topk", topk[:, 0])):
-        if len(indices) and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0
-                             or indices.max() >= len(candidates)):
-            raise GozError(f"{path}: {name} holds values that are not indices into the {len(candidates)} candidates")
-    unknown = sorted({w for w in candidates if w not in hierarchy})
+    """(true wnid, top-1 predicted wnid) per sample of a predictions file, checked against the hierarchy."""
+    predictions = read_predictions(path)
+    unknown = sorted({w for w in predictions.candidates if w not in hierarchy})
     if unknown:
         raise GozError(f"{path}: {len(unknown)} candidates are not in the hierarchy, e.g. {', '.join(unknown[:5])}")
-    return [candidates[i] for i in true], [candidates[i] for i in topk[:, 0]]
+    return predictions.true_wnids, predictions.top1_wnids
 
 
 def class_factors(hierarchy: Hierarchy, classes: Sequence[str], seen_distance: Mapping[str, int] | None,
@@ -203,9 +185,7 @@ def _scatter_factors(path: Path, run: RunErrors, factors: Mapping[str, Mapping[s
         ax.set_ylabel("per-class top-1 accuracy")
         ax.set_title(f"Pearson r / Spearman ρ: {_pair(run.correlations.get(name))}", fontsize="small")
     figure.suptitle(f"{run.model} ({run.setting}){_synthetic_title(synthetic)}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _pair(values: tuple[float, float] | None) -> str:
@@ -311,7 +291,7 @@ def _store_is_synthetic(path: str | Path) -> bool:
 def _score_trivial_baseline(seen: list[str], nearest: Mapping[str, list[str]], train: str | Path,
                             test: str | Path, per_class: int | None, model_name: str,
                             params: dict) -> dict[str, float]:
-    from goz.benchmark.evaluate import topk_hits
+    from goz.bench.evaluate import topk_hits
     from goz.models import (  # the model registry imports torch: only when scoring
         TrainingData,
         create,

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from goz.errors import GozError
-from goz.benchmark import results
-from goz.benchmark.report import build_report, build_table
-from goz.benchmark.results import load_results
+from goz.bench import results
+from goz.bench.report import build_report, build_table
+from goz.bench.results import load_results
 
 
 def _write(directory, model, setting, data="synthetic", store="a", **metrics):

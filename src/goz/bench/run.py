@@ -12,7 +12,7 @@ Graph models use the published ImageNet graph of the DGP code by default (`graph
 node, edge and vector-less node counts go into the result's `classes`.
 
 Output, per (model, setting): `OUT/<model>_<setting>.json` and `.predictions.npz`, in the format
-`goz.benchmark.results` owns; a pair is reused only when its fingerprint is identical, so a killed
+`goz.bench.results` owns; a pair is reused only when its fingerprint is identical, so a killed
 run resumes where it stopped.
 
 Memory at GOZ scale (1000 classes x 500 samples x 2048 floats): training features are read once
@@ -40,10 +40,11 @@ import goz
 from goz import models as model_registry
 from goz import semantics as semantics_io
 from goz import splits
-from goz.benchmark import results
-from goz.benchmark.evaluate import evaluate, seen_unseen_curve, topk_predictions
-from goz.benchmark.results import read_result, result_paths
+from goz.bench import results
+from goz.bench.evaluate import evaluate, seen_unseen_curve, topk_predictions
+from goz.bench.results import read_result, result_paths
 from goz.errors import GozError, StoreError
+from goz.provenance import data_kind
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import read_classifier_weights
 from goz.semantics import SemanticsTable
@@ -89,7 +90,7 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     the default on WordNet) or `"split"` (seen + unseen + their ancestors; the default for another
     hierarchy). `classifier_weights`: (len(seen split), D + 1) array or `.npy` file, rows
     in split order. `hyperparameters`: {model: {name: value}}. A pair whose earlier result has the
-    same fingerprint (everything that decides it: see `goz.benchmark.results`) is reused unless
+    same fingerprint (everything that decides it: see `goz.bench.results`) is reused unless
     `force`; any other is recomputed and the log says what changed. `train_dtype`:
     "float16"/"float32" (default: float16 above 1 GiB). `threads`: torch CPU threads for this run
     (default: torch's choice). A store holding HDF5 soft or external links (values read from
@@ -154,7 +155,7 @@ class _Inputs:
         except BaseException:
             self.__exit__()
             raise
-        self.data_kind = _data_kind(self.train_store, self.test_store)
+        self.data_kind = data_kind(self.train_store.is_synthetic, self.test_store.is_synthetic)
         # What graph models read besides the common inputs: hashed once, not per model and setting.
         self.graph_fingerprints = {
             "graph": self.graph.fingerprint() if self.graph is not None else "",
@@ -446,10 +447,9 @@ def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, st
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         curve=curve)
     sample_ids = np.concatenate([test_store.ids(w) for w in candidates])
-    json_path = results.save_result(out, result, data=np.array(inputs.data_kind),
-                                    candidates=np.array(candidates, dtype=str), true=true,
-                                    topk=topk_predictions(scores, TOP_K),
-                                    sample_wnids=np.array(candidates, dtype=str)[true], sample_ids=sample_ids)
+    predictions = results.Predictions(candidates, true, topk_predictions(scores, TOP_K),
+                                      np.array(candidates, dtype=str)[true], sample_ids, inputs.data_kind)
+    json_path = results.save_result(out, result, predictions)
     log.info("%s %s: top1 %.4f%s -> %s", name, setting, metrics["top1"],
              f", H top1 {metrics['h_top1']:.4f}" if seen_wnids else "", json_path)
     return result
@@ -465,10 +465,6 @@ def _describe(value) -> str:
     if isinstance(value, (Hierarchy, SemanticsTable)):
         return f"{type(value).__name__} in memory"
     return f"{len(value)} classes"
-
-
-def _data_kind(*stores: FeatureStore) -> str:
-    return "synthetic" if any(store.is_synthetic for store in stores) else "real"
 
 
 def _versions() -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from goz import models, semantics, splits
-from goz.benchmark.run import SETTINGS, result_paths, run_bench
+from goz.bench.run import SETTINGS, result_paths, run_bench
 from goz.cli import main
 from goz.demo import demo_hyperparameters
 from goz.errors import GozError, StoreError

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from goz.benchmark.analysis import analyze_bias, analyze_errors, trivial_semantics
+from goz.bench.analysis import analyze_bias, analyze_errors, trivial_semantics
 from goz.errors import GozError
 from goz.store import write_store
 
