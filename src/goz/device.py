@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from goz.errors import GozError
 
+if TYPE_CHECKING:
+    import torch
 
-def resolve_device(device: str | "torch.device") -> "torch.device":
+
+def resolve_device(device: str | torch.device) -> torch.device:
     """`torch.device(device)`, with a clear error when CUDA is asked for but missing."""
     import torch  # deferred: the lowest layer stays importable without loading torch
 

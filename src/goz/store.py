@@ -23,9 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from goz.errors import StoreError
-from goz.provenance import SYNTHETIC_DATA
 from goz.home import data_home, write_text_atomic
 from goz.names import WNID_PATTERN
+from goz.provenance import SYNTHETIC_DATA
 
 FEATURES_GROUP = "images"
 IDS_GROUP = "idx"

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 from scipy import special
-from tqdm import tqdm
 
 from goz import splits
 from goz.errors import GozError
 from goz.home import write_text_atomic
-from goz.semantics import SemanticsTable
+from goz.progress import progress_bar
 from goz.provenance import SYNTHETIC_DATA, SYNTHETIC_LABEL
+from goz.semantics import SemanticsTable
 from goz.store import StoreBuilder
 from goz.wordnet.edges import save_edges
 
@@ -226,7 +226,7 @@ def _write_clip_like(paths: SyntheticBenchmark, classes: list[str], latents: np.
     for path, wnids, counts, role in ((paths.clip_train, seen, config.train_per_class, "train"),
                                       (paths.clip_test, sorted(test_counts), test_counts, "test")):
         with StoreBuilder(path, clip_attrs | {"role": role}) as builder:
-            for wnid in tqdm(wnids, desc=f"synthetic clip-like {role} store", unit="class", disable=not progress):
+            for wnid in progress_bar(wnids, desc=f"synthetic clip-like {role} store", unit="class", enabled=progress):
                 n = counts if isinstance(counts, int) else counts[wnid]
                 # Sample noise of 1.5 spreads per dimension: single images are far noisier than their class centre.
                 noise = 1.5 * spread * rng.standard_normal((n, config.clip_dim))
@@ -240,7 +240,7 @@ def _write_store(path: Path, wnids: list[str], counts: int | dict[str, int], pro
                  config: BenchmarkConfig, nuisance: np.ndarray, rng: np.random.Generator, attrs: dict, progress: bool,
                  role: str) -> None:
     with StoreBuilder(path, attrs | {"role": role}) as builder:
-        for wnid in tqdm(wnids, desc=f"synthetic {role} store", unit="class", disable=not progress):
+        for wnid in progress_bar(wnids, desc=f"synthetic {role} store", unit="class", enabled=progress):
             n = counts if isinstance(counts, int) else counts[wnid]
             noise = config.sample_noise * rng.standard_normal((n, config.dim), dtype=np.float32)
             noise += config.nuisance_noise * rng.standard_normal((n, len(nuisance)), dtype=np.float32) @ nuisance

@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import urlencode, urljoin
 
 import httpx
-from tqdm import tqdm
 
 from goz import catalog
 from goz.assets.http import FileCheck, PageHandler, fetch_file, install_file
@@ -36,6 +35,7 @@ from goz.catalog import (
 from goz.errors import FetchError, GozError, StoreError
 from goz.home import data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
+from goz.progress import progress_bar
 from goz.store import FeatureStore, check_wnid
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,11 @@ class FetchableAsset:
     """A name of `goz fetch`: what it is, and the function that fetches or installs it."""
 
     description: str
-    obtain: Callable[[Path, Path | None, bool, bool], list[Path]]  # (home, source, force, check_values)
+    obtain: Callable[[Path, Path | None, bool, bool, bool], list[Path]]  # (home, source, force, check_values, progress)
 
 
 def fetch(name: str, *, source: str | Path | None = None, force: bool = False,
-          check_values: bool = False, home: str | Path | None = None) -> list[Path]:
+          check_values: bool = False, home: str | Path | None = None, progress: bool = True) -> list[Path]:
     """Fetch the asset `name` (see ASSETS) into `home` (default GOZ_HOME); returns the installed paths.
 
     `source`: a local copy (file or directory) installed instead of downloading, checked the same
@@ -83,25 +83,26 @@ def fetch(name: str, *, source: str | Path | None = None, force: bool = False,
         source = Path(source).expanduser()
         if not source.exists():
             raise FetchError(f"--from {source}: no such file or directory")
-    return ASSETS[name].obtain(home, source, force, check_values)
+    return ASSETS[name].obtain(home, source, force, check_values, progress)
 
 
 def _obtain_files(name: str, files: tuple[RemoteFile, ...], home: Path, source: Path | None, force: bool,
-                  hint: str | None = None) -> list[Path]:
+                  hint: str | None = None, progress: bool = True) -> list[Path]:
     """Each file downloaded into `home`, or all of them installed from the local copy `source`."""
     if source is not None:
-        return _install_copies(name, files, source, home)
+        return _install_copies(name, files, source, home, progress)
     hint = hint or f"Offline, or the file is gone? Install a copy you have with `goz fetch {name} --from PATH`"
     paths = []
     for remote in files:
         address = remote.address
         log.info("fetching %s from %s", remote.relative_path, address)
         paths.append(fetch_file(address, home / remote.relative_path, remote.sha256, check=remote.check,
-                                page=remote.page, force=force, hint=hint))
+                                page=remote.page, force=force, hint=hint, progress=progress))
     return paths
 
 
-def _install_copies(name: str, files: tuple[RemoteFile, ...], source: Path, home: Path) -> list[Path]:
+def _install_copies(name: str, files: tuple[RemoteFile, ...], source: Path, home: Path,
+                    progress: bool = True) -> list[Path]:
     """`--from`: a file (matched by name or checksum when several files exist) or a directory."""
     if source.is_file():
         if len(files) == 1:
@@ -126,7 +127,8 @@ def _install_copies(name: str, files: tuple[RemoteFile, ...], source: Path, home
                 remote.check(path)
             except GozError as error:
                 raise FetchError(f"{path} was not installed: {error}; nothing was installed") from None
-    return [install_file(path, home / remote.relative_path, remote.sha256) for remote, path in matched]
+    return [install_file(path, home / remote.relative_path, remote.sha256, progress=progress)
+            for remote, path in matched]
 
 
 def _candidate_names(remote: RemoteFile) -> tuple[str, ...]:
@@ -228,24 +230,26 @@ def check_feature_layout(path: Path, *, check_values: bool = False) -> None:
         raise StoreError(f"{path}: damaged HDF5 file ({error})") from None
 
 
-def _obtain_features(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+def _obtain_features(home: Path, source: Path | None, force: bool, check_values: bool,
+                    progress: bool) -> list[Path]:
     def check(path: Path) -> None:
         check_feature_layout(path, check_values=check_values)
     files = tuple(
         RemoteFile(drive_url(drive_id), f"{FEATURES_FOLDER}/{name}", check=check, page=drive_confirmation,
                    source_names=(seed_name,))
         for name, (drive_id, seed_name) in FEATURE_STORES.items())
-    return _obtain_files("features", files, home, source, force)
+    return _obtain_files("features", files, home, source, force, progress=progress)
 
 
 # -- splits ----------------------------------------------------------------------------------------------
 
-def _obtain_splits(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+def _obtain_splits(home: Path, source: Path | None, force: bool, check_values: bool,
+                    progress: bool) -> list[Path]:
     files = tuple(
         RemoteFile(asset.url, asset.relative_path, asset.sha256, page=refuse_page,
                    source_names=(asset.url.rsplit("/", 1)[-1],))
         for asset in catalog.SPLIT_ASSETS.values())  # the ImageNet test sets ship with goz
-    return _obtain_files("splits", files, home, source, force)
+    return _obtain_files("splits", files, home, source, force, progress=progress)
 
 
 def refuse_page(response: httpx.Response, page: str) -> None:
@@ -255,7 +259,7 @@ def refuse_page(response: httpx.Response, page: str) -> None:
 
 # -- GloVe -----------------------------------------------------------------------------------------------
 
-def check_zip(path: Path, members: tuple[str, ...]) -> None:
+def check_zip(path: Path, members: tuple[str, ...], progress: bool = True) -> None:
     """A complete zip holding `members`, every member's CRC read and checked (with progress)."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -264,21 +268,22 @@ def check_zip(path: Path, members: tuple[str, ...]) -> None:
                 raise FetchError(f"{path}: the zip lacks {', '.join(missing)}")
             # ZipFile.testzip does the same reading without progress; a 1 GB zip takes a while.
             infos = archive.infolist()
-            with tqdm(total=sum(i.file_size for i in infos), unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=f"check {path.name.removesuffix('.part')}") as progress:
+            with progress_bar(total=sum(i.file_size for i in infos), unit="B", unit_scale=True, unit_divisor=1024,
+                              desc=f"check {path.name.removesuffix('.part')}", enabled=progress) as bar:
                 for info in infos:
                     with archive.open(info) as member:
                         for block in iter(lambda: member.read(1 << 20), b""):
-                            progress.update(len(block))
+                            bar.update(len(block))
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise FetchError(f"{path}: not a complete zip file ({error})") from None
 
 
 def _glove_asset(name: str) -> FetchableAsset:
-    def obtain(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+    def obtain(home: Path, source: Path | None, force: bool, check_values: bool,
+                    progress: bool) -> list[Path]:
         remote = RemoteFile(GLOVE_URL.format(name=name), f"{GLOVE_FOLDER}/{name}.zip",
-                            check=lambda path: check_zip(path, GLOVE_MEMBERS[name]), page=refuse_page)
-        return _obtain_files(f"glove --name {name}", (remote,), home, source, force)
+                            check=lambda path: check_zip(path, GLOVE_MEMBERS[name], progress), page=refuse_page)
+        return _obtain_files(f"glove --name {name}", (remote,), home, source, force, progress=progress)
     return FetchableAsset(f"GloVe word vectors {name} (zip, every member checked)", obtain)
 
 
@@ -305,7 +310,7 @@ def check_url_list(path: Path, lines: int = 100) -> None:
         raise FetchError(f"{path}: empty, not a URL list")
 
 
-def extract_url_list(archive: Path, destination: Path) -> Path:
+def extract_url_list(archive: Path, destination: Path, progress: bool = True) -> Path:
     """Extracts fall11_urls.txt from the .tgz (that one member, streamed, atomically); FetchError if corrupt."""
     temporary = destination.with_name(destination.name + ".part")
     with file_lock(destination):
@@ -314,13 +319,13 @@ def extract_url_list(archive: Path, destination: Path) -> Path:
                 member = next((m for m in tar if Path(m.name).name == IMAGENET_URLS_MEMBER and m.isfile()), None)
                 if member is None:
                     raise FetchError(f"no {IMAGENET_URLS_MEMBER} in this archive")
-                with tar.extractfile(member) as reader, open(temporary, "wb") as writer, tqdm(
+                with tar.extractfile(member) as reader, open(temporary, "wb") as writer, progress_bar(
                     total=member.size, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=f"extract {destination.name}",
-                ) as progress:
+                    desc=f"extract {destination.name}", enabled=progress,
+                ) as bar:
                     for block in iter(lambda: reader.read(1 << 20), b""):
                         writer.write(block)
-                        progress.update(len(block))
+                        bar.update(len(block))
             check_url_list(temporary)
         except (tarfile.TarError, zlib.error, EOFError, OSError, FetchError) as error:
             temporary.unlink(missing_ok=True)
@@ -329,16 +334,18 @@ def extract_url_list(archive: Path, destination: Path) -> Path:
     return destination
 
 
-def _obtain_imagenet_urls(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+def _obtain_imagenet_urls(home: Path, source: Path | None, force: bool, check_values: bool,
+                    progress: bool) -> list[Path]:
     listing = home / IMAGENET_FOLDER / IMAGENET_URLS_MEMBER
     if source is not None:
-        return [_install_url_list(source, listing)]
+        return [_install_url_list(source, listing, progress)]
     if listing.exists() and not force:
         return [listing]
     remote = RemoteFile(IMAGENET_URLS_URL, f"{IMAGENET_FOLDER}/imagenet_fall11_urls.tgz", page=refuse_page)
-    (archive,) = _obtain_files("imagenet-urls", (remote,), home, None, force, hint=IMAGENET_URLS_HINT)
+    (archive,) = _obtain_files("imagenet-urls", (remote,), home, None, force, hint=IMAGENET_URLS_HINT,
+                               progress=progress)
     try:
-        extract_url_list(archive, listing)
+        extract_url_list(archive, listing, progress)
     except FetchError as error:
         archive.unlink()  # corrupt: a rerun downloads it again
         raise FetchError(f"{error}; the archive was removed, rerun to download it again") from None
@@ -346,7 +353,7 @@ def _obtain_imagenet_urls(home: Path, source: Path | None, force: bool, check_va
     return [listing]
 
 
-def _install_url_list(source: Path, listing: Path) -> Path:
+def _install_url_list(source: Path, listing: Path, progress: bool = True) -> Path:
     """`--from`: the .tgz (extracted), fall11_urls.txt itself (checked, copied), or a directory holding either."""
     if source.is_dir():
         found = next((source / name for name in ("imagenet_fall11_urls.tgz", IMAGENET_URLS_MEMBER)
@@ -356,15 +363,18 @@ def _install_url_list(source: Path, listing: Path) -> Path:
         source = found
     listing.parent.mkdir(parents=True, exist_ok=True)
     if tarfile.is_tarfile(source):
-        return extract_url_list(source, listing)
-    return install_file(source, listing, check=check_url_list)
+        return extract_url_list(source, listing, progress)
+    return install_file(source, listing, check=check_url_list, progress=progress)
 
 
 # -- the original benchmark's class vectors and graph classifiers -------------------------------------------
 
-def _obtain_published(home: Path, source: Path | None, force: bool, check_values: bool) -> list[Path]:
+def _obtain_published(home: Path, source: Path | None, force: bool, check_values: bool,
+                    progress: bool) -> list[Path]:
     """The four published pickles (checked by git blob id) into published/original/, then converted."""
-    from goz.assets import published  # deferred: pandas is optional and only this asset needs it
+    from goz.assets import (
+        published,  # deferred: pandas is optional and only this asset needs it
+    )
     folder = home / PUBLISHED_FOLDER
     tables = list(catalog.PUBLISHED_TABLES.values())
     files = tuple(
@@ -373,7 +383,7 @@ def _obtain_published(home: Path, source: Path | None, force: bool, check_values
                    source_names=(table.repository_path,))  # `--from` a clone of the GOZ repository works too
         for table in tables)
     published._pandas_compat_unpickler()  # pandas missing: say so before downloading anything
-    originals = _obtain_files("published", files, home, source, force)
+    originals = _obtain_files("published", files, home, source, force, progress=progress)
     by_path = {home / remote.relative_path: table for remote, table in zip(files, tables)}
     converted = []
     for original in originals:

@@ -16,15 +16,14 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tqdm import tqdm
 
 from goz.catalog import Asset
 from goz.errors import FetchError, GozError
-from goz.home import CHUNK_BYTES, data_home, file_lock, sha256_of
+from goz.home import CHUNK_BYTES, file_lock, sha256_of
+from goz.progress import progress_bar
 
 RETRIES = 3
 BACKOFF_SECONDS = 1.0  # doubled after each failed attempt; tests set it to 0
@@ -98,9 +97,9 @@ def install_file(source: str | Path, destination: str | Path, sha256: str | None
     with file_lock(destination):
         digest = hashlib.sha256()
         try:
-            with open(source, "rb") as reader, open(temporary, "wb") as writer, tqdm(
+            with open(source, "rb") as reader, open(temporary, "wb") as writer, progress_bar(
                 total=source.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=f"copy {destination.name}", disable=not progress,
+                desc=f"copy {destination.name}", enabled=progress,
             ) as bar:
                 for block in iter(lambda: reader.read(CHUNK_BYTES), b""):
                     digest.update(block)
@@ -246,9 +245,9 @@ def _resume_offset(response: httpx.Response, partial: Path, offset: int) -> int:
 def _write_body(response: httpx.Response, partial: Path, start: int, *, progress: bool) -> None:
     length = response.headers.get("Content-Length")
     total = start + int(length) if length and length.isdigit() else None
-    with open(partial, "r+b" if start else "wb") as handle, tqdm(
+    with open(partial, "r+b" if start else "wb") as handle, progress_bar(
         total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=partial.name.removesuffix(".part"), disable=not progress,
+        desc=partial.name.removesuffix(".part"), enabled=progress,
     ) as bar:
         handle.seek(start)
         handle.truncate()

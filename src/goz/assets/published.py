@@ -20,14 +20,13 @@ import hashlib
 import importlib
 import io
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from goz.catalog import PublishedTable
 from goz.errors import FetchError, GozError
-from goz.home import CHUNK_BYTES, data_home
+from goz.home import CHUNK_BYTES
 from goz.names import WNID_PATTERN
 
 log = logging.getLogger(__name__)

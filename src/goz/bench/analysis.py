@@ -26,12 +26,12 @@ from goz.bench.results import (
     result_of_predictions,
 )
 from goz.errors import GozError
+from goz.figures import bar_plot, markdown_table, plt, save_figure
 from goz.home import write_text_atomic
 from goz.provenance import synthetic_note as _synthetic_note
 from goz.provenance import synthetic_title as _synthetic_title
 from goz.semantics import SemanticsTable
 from goz.splits.hops import nearest_sources
-from goz.figures import bar_plot, markdown_table, plt, save_figure
 from goz.store import FeatureStore
 from goz.wordnet import Hierarchy
 

@@ -12,9 +12,9 @@ import io
 from pathlib import Path
 
 from goz import models
-from goz.figures import plt, save_figure
 from goz.bench.results import data_identity, is_synthetic, load_results
 from goz.errors import GozError
+from goz.figures import plt, save_figure
 from goz.home import write_text_atomic
 from goz.provenance import REAL_DATA, SYNTHETIC_DATA, SYNTHETIC_NOTE, synthetic_title
 

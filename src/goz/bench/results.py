@@ -144,10 +144,8 @@ def read_predictions(path: str | Path) -> Predictions:
         with np.load(path, allow_pickle=False) as arrays:
             candidates = [str(w) for w in arrays["candidates"]]
             true, topk = np.asarray(arrays["true"]), np.asarray(arrays["topk"])
-            n = len(true)
-            sample_wnids = np.asarray(arrays["sample_wnids"]) if "sample_wnids" in arrays else np.array(
-                [candidates[i] for i in true] if n else [], dtype=str)
-            sample_ids = np.asarray(arrays["sample_ids"]) if "sample_ids" in arrays else np.full(n, -1)
+            sample_wnids = np.asarray(arrays["sample_wnids"]) if "sample_wnids" in arrays else None
+            sample_ids = np.asarray(arrays["sample_ids"]) if "sample_ids" in arrays else np.full(len(true), -1)
             data = str(arrays["data"]) if "data" in arrays else ""
     except (OSError, KeyError, ValueError, EOFError) as error:
         raise GozError(f"{path}: not a predictions file with candidates, true, topk ({error}); "
@@ -158,6 +156,8 @@ def read_predictions(path: str | Path) -> Predictions:
         if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0
                              or indices.max() >= len(candidates)):
             raise GozError(f"{path}: {name} holds values that are not indices into the {len(candidates)} candidates")
+    if sample_wnids is None:  # written before goz named each sample
+        sample_wnids = np.array(candidates, dtype=str)[true]
     return Predictions(candidates, true, topk, sample_wnids, sample_ids, data)
 
 

@@ -34,7 +34,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import goz
 from goz import models as model_registry
@@ -43,20 +42,23 @@ from goz import splits
 from goz.bench import results
 from goz.bench.evaluate import evaluate, seen_unseen_curve, topk_predictions
 from goz.bench.results import read_result, result_paths
+from goz.catalog import feature_store_path, published_table_path
 from goz.errors import GozError, StoreError
-from goz.provenance import data_kind
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import read_classifier_weights
+from goz.progress import progress_bar
+from goz.provenance import data_kind
 from goz.semantics import SemanticsTable
 from goz.store import FeatureStore
 from goz.wordnet.edges import load_hierarchy
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy
 
-__all__ = ["run_bench", "result_paths", "default_store", "SETTINGS"]
+__all__ = ["run_bench", "result_paths", "SETTINGS", "PUBLISHED_SEMANTICS"]
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("zsl", "gzsl")
+PUBLISHED_SEMANTICS = "published"  # the original benchmark's class vectors (`goz fetch published`)
 TOP_K = 5
 SCORE_BATCH = 4096
 CURVE_POINTS = 256
@@ -73,8 +75,8 @@ class _Classes:
     unseen_dropped: list[str]
 
 
-def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path, test: str | Path,
-              semantics: str | Path | SemanticsTable, seen: str | Path | Sequence[str] = "ilsvrc2012",
+def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path | None = None,
+              test: str | Path | None = None, semantics: str | Path | SemanticsTable = PUBLISHED_SEMANTICS, seen: str | Path | Sequence[str] = "ilsvrc2012",
               unseen: str | Path | Sequence[str] = "goz_v1", out: str | Path = "results", per_class: int | None = 500,
               seed: int = 0, hierarchy: str | Path | Hierarchy | None = None, graph: str | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
@@ -83,6 +85,9 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
               progress: bool = True) -> list[dict]:
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
+    `train`/`test`: feature stores (default: the published ones `goz fetch features` installs).
+    `semantics`: a semantics table (file or in memory), or `"published"` (the default): the original
+    benchmark's class vectors that `goz fetch published` installs.
     `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
     training samples per class (the original used 500). `hierarchy`: `"wordnet"` (default), a
     `child<TAB>parent` edges file or a `Hierarchy`. `graph`: the graph models' class graph,
@@ -97,6 +102,8 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path,
     elsewhere) is refused unless `allow_links`.
     """
     out = Path(out)
+    train, test = (_published_store(path, name) for path, name in ((train, "train"), (test, "test")))
+    semantics = _published_semantics(semantics)
     if out.exists() and not out.is_dir():
         raise GozError(f"--out {out} is a file; results go into a folder")
     settings = list(dict.fromkeys(settings))
@@ -328,8 +335,8 @@ def _read_training(store: FeatureStore, wnids: list[str], per_class: int | None,
     means = np.empty((len(wnids), dim), dtype=np.float64)
     start = 0
     classes = store.iter_classes(wnids, per_class)
-    for row, (_, rows) in enumerate(tqdm(classes, total=len(wnids), desc="loading training features", unit="class",
-                                         disable=not progress)):
+    for row, (_, rows) in enumerate(progress_bar(classes, total=len(wnids), desc="loading training features",
+                                                 unit="class", enabled=progress)):
         means[row] = rows.mean(axis=0, dtype=np.float64)
         if features is not None:
             features[start:start + len(rows)] = rows
@@ -416,7 +423,7 @@ def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, st
     true = np.repeat(np.arange(len(candidates), dtype=np.int64), [per_candidate[w] for w in candidates])
     score_start = time.perf_counter()
     start = 0
-    with tqdm(total=n_samples, desc=f"{name} {setting} scoring", unit="sample", disable=not progress) as bar:
+    with progress_bar(total=n_samples, desc=f"{name} {setting} scoring", unit="sample", enabled=progress) as bar:
         for batch, _ in test_store.iter_batches(candidates, batch_size=SCORE_BATCH):
             batch_scores = np.asarray(model.scores(batch, candidates), dtype=np.float32)
             if batch_scores.shape != (len(batch), len(candidates)):
@@ -477,11 +484,23 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
 
 
-def default_store(name: str) -> Path:
-    """The fetched store `data_home()/features/<name>`, or a StoreError saying how to get it."""
-    from goz.home import data_home
-    path = data_home() / "features" / name
+def _published_store(path: str | Path | None, role: str) -> str | Path:
+    """`path`, or the published store of `role` that `goz fetch features` installs (a StoreError if absent)."""
+    if path is not None:
+        return path
+    path = feature_store_path(f"{role}_features.h5")
     if not path.exists():
-        raise StoreError(f"{path}: no feature store; run `goz fetch features` or pass --train/--test")
+        raise StoreError(f"{path}: no feature store; run `goz fetch features`, or give the {role} store "
+                         f"(--{role} / {role}=)")
+    return path
+
+
+def _published_semantics(semantics):
+    """`semantics`, or for `"published"` the original benchmark's class vectors (a GozError if not installed)."""
+    if not (isinstance(semantics, str) and semantics == PUBLISHED_SEMANTICS):
+        return semantics
+    path = published_table_path("glove")
+    if not path.is_file():
+        raise GozError(f"--semantics published: {path} is not installed; run `goz fetch published`")
     return path
 

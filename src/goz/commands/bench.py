@@ -60,23 +60,14 @@ def parse_assignments(assignments: list[str]) -> dict[str, dict]:
 
 
 def run(args) -> int:
-    from goz.bench.run import (  # imported on use: torch and h5py make `goz --help` slow
-        default_store,
-        run_bench,
+    from goz.bench.run import (
+        run_bench,  # imported on use: torch and h5py make `goz --help` slow
     )
 
-    semantics = args.semantics
-    if semantics == "published":
-        from goz.assets.published import published_table_path
-        semantics = published_table_path("glove")
-        if not semantics.is_file():
-            raise GozError(f"--semantics published: {semantics} is not installed; run `goz fetch published`")
     results = run_bench(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         settings=[s.strip() for s in args.settings.split(",") if s.strip()],
-        train=args.train or default_store("train_features.h5"),
-        test=args.test or default_store("test_features.h5"),
-        semantics=semantics, seen=args.seen, unseen=args.unseen, out=args.out,
+        train=args.train, test=args.test, semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy, graph=args.graph,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,

@@ -63,7 +63,7 @@ def run_embed(args) -> int:
         raise GozError("--text and --prompts apply to --encoder; word vectors are averaged over the lemmas")
     vectors = args.vectors or str(data_home() / "glove" / "glove.6B.zip")
     table = embed(vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize,
-                  lemma_case=args.lemma_case)
+                  lemma_case=args.lemma_case, progress=not args.quiet)
     path = table.save(args.out)
     print(f"{path}: {len(table)} of {table.attrs['classes']} classes, dimension {table.dim}, "
           f"from {table.attrs['vectors']} ({table.attrs['format']})")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from goz.assets import GLOVE_MEMBERS, fetch
+from goz.assets import fetch
+from goz.catalog import GLOVE_MEMBERS
+from goz.commands.options import add_quiet_option
 
 ORDER = 10
 
@@ -25,6 +27,7 @@ def add_commands(subparsers) -> None:
                               "checked the same way")
         sub.add_argument("--force", action="store_true", help="fetch again even if already installed")
         sub.add_argument("--home", metavar="DIR", help="data directory (default: GOZ_HOME or ~/.cache/goz)")
+        add_quiet_option(sub)
         if asset == "features":
             sub.add_argument("--check-values", action="store_true",
                              help="also read every value (NaN/inf, duplicate ids) before installing: reads 5 GB")
@@ -37,7 +40,7 @@ def add_commands(subparsers) -> None:
 def run_fetch(args) -> int:
     name = args.name if args.asset == "glove" else args.asset
     paths = fetch(name, source=args.source, force=args.force,
-                  check_values=getattr(args, "check_values", False), home=args.home)
+                  check_values=getattr(args, "check_values", False), home=args.home, progress=not args.quiet)
     for path in paths:
         print(f"{path}  ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

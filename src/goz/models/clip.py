@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.training import (
     candidate_vectors,
     check_scoring_input,
-    resolve_device,
     row_chunks,
 )
 

@@ -59,8 +59,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
@@ -73,10 +73,10 @@ from goz.models.graph_ops import (
 from goz.models.training import (
     check_scoring_input,
     minibatch_rows,
-    resolve_device,
     row_chunks,
     to_tensor,
 )
+from goz.progress import progress_bar
 from goz.semantics import SemanticsTable
 from goz.wordnet.hierarchy import ClassGraph
 
@@ -334,7 +334,7 @@ def learn_softmax_classifier(features: np.ndarray, labels: np.ndarray, n_classes
     classifier = nn.Linear(features.shape[1], n_classes).to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
     batches = minibatch_rows(np.arange(len(features)), batch_size, n_batches, seed)
-    for rows in tqdm(batches, total=n_batches, desc="softmax classifier", unit="batch", disable=not progress):
+    for rows in progress_bar(batches, total=n_batches, desc="softmax classifier", unit="batch", enabled=progress):
         loss = F.cross_entropy(classifier(to_tensor(features[rows], device)),
                                torch.from_numpy(np.asarray(labels[rows], dtype=np.int64)).to(device))
         optimizer.zero_grad()
@@ -469,7 +469,7 @@ class GraphModel(ZSLModel):
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         history, best, best_state, stale = [], np.inf, None, 0
         start, cpu_start = time.perf_counter(), time.process_time()
-        bar = tqdm(range(self.epochs), desc=self.name, unit="epoch", disable=not self.progress)
+        bar = progress_bar(range(self.epochs), desc=self.name, unit="epoch", enabled=self.progress)
         for epoch in bar:
             network.train()
             loss = l2_loss(train_plan, train_inputs, train_targets)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
@@ -24,11 +24,11 @@ from goz.models.training import (
     check_scoring_input,
     linear_init,
     minibatch_rows,
-    resolve_device,
     row_chunks,
     seen_classes,
     to_tensor,
 )
+from goz.progress import progress_bar
 
 
 class _LinearBaseline(ZSLModel):
@@ -80,7 +80,7 @@ def _adam_minibatches(model: ZSLModel, weight: torch.Tensor, rows: np.ndarray,
     """Adam on `weight` over `model.n_batches` minibatches; `loss_of_batch(rows) -> scalar loss`."""
     optimizer = torch.optim.Adam([weight], lr=model.lr)
     batches = minibatch_rows(rows, model.batch_size, model.n_batches, model.seed)
-    for number, batch in enumerate(tqdm(batches, total=model.n_batches, desc=model.name, unit="batch",
+    for number, batch in enumerate(progress_bar(batches, total=model.n_batches, desc=model.name, unit="batch",
                                         disable=not model.progress)):
         optimizer.zero_grad()
         loss = loss_of_batch(batch)
@@ -225,7 +225,7 @@ class ESZSL(_LinearBaseline):
         counts = torch.zeros(n_classes, dtype=double, device=self.device_)
         gram = torch.zeros(dim, dim, dtype=double, device=self.device_) if self.per_sample else None
         labels = torch.from_numpy(seen.labels)
-        with tqdm(total=data.features.shape[0], desc=self.name, unit="row", disable=not self.progress) as progress:
+        with progress_bar(total=data.features.shape[0], desc=self.name, unit="row", enabled=self.progress) as progress:
             for rows, block in row_chunks(data.features, self.device_, double):
                 block_labels = labels[rows].to(self.device_)
                 kept = block_labels >= 0

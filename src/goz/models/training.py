@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from goz.device import resolve_device  # noqa: F401  (re-exported until every model imports goz.device)
 from goz.errors import GozError
 from goz.models.base import TrainingData
 from goz.semantics import SemanticsTable
@@ -28,18 +29,6 @@ class SeenClasses:
     vectors: np.ndarray        # (C, d) float32
     labels: np.ndarray         # (N,) int64 index into `wnids`, -1 for samples of a dropped class
     rows: np.ndarray           # (M,) int64 the training rows whose class is kept
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`torch.device(device)`, with a clear error when CUDA is asked for but missing."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise GozError(f"not a torch device: {device!r} ({error})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GozError(f"device {device!r} was asked for but CUDA is not available to torch {torch.__version__}; "
-                       "use device='cpu'")
-    return resolved
 
 
 def seen_classes(data: TrainingData, semantics: SemanticsTable) -> SeenClasses:

@@ -32,8 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from goz.errors import GozError
-from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 from goz.semantics.table import SemanticsTable
+from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
         import open_clip
     except ImportError:
         raise GozError("open_clip is not installed: pip install 'goz[text]'") from None
-    from goz.models.training import resolve_device
+    from goz.device import resolve_device
     if arch not in open_clip.list_models():
         raise GozError(f"clip:{arch}: not an open_clip architecture (see open_clip.list_models(), e.g. ViT-B-32)")
     spec = f"clip:{arch}"

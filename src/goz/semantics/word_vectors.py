@@ -22,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from goz.errors import GozError
-from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
+from goz.progress import progress_bar
 from goz.semantics.table import SemanticsTable
+from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 
 log = logging.getLogger(__name__)
 
@@ -196,23 +197,24 @@ def _read_binary(stream: BinaryIO, name: str, needed: set[bytes] | None, lowerca
 
 
 def _read_word_vectors(path: Path, vocabulary: Iterable[str] | None, fmt: str | None, member: str | None,
-                       lowercase: bool) -> tuple[dict[str, np.ndarray], str, str]:
+                       lowercase: bool, progress: bool = True) -> tuple[dict[str, np.ndarray], str, str]:
     """(vectors, name of the file read, format read)."""
     if fmt is not None and fmt not in VECTOR_FORMATS:
         raise GozError(f"unknown word-vector format {fmt!r} (choose from {', '.join(VECTOR_FORMATS)})")
     needed = None if vocabulary is None else {word.encode("utf-8") for word in vocabulary}
     with _open_vectors(path, member) as (stream, size, name):
         fmt = fmt or _format_of(name)
-        with tqdm(total=size or None, unit="B", unit_scale=True, desc=f"reading {Path(name).name}",
-                  disable=None, leave=False) as progress:
+        with progress_bar(total=size or None, unit="B", unit_scale=True, desc=f"reading {Path(name).name}",
+                          enabled=progress) as bar:
             if fmt == "word2vec-bin":
-                return _read_binary(stream, name, needed, lowercase, progress), name, fmt
-            found, fmt = _read_text(stream, name, fmt, needed, lowercase, progress)
+                return _read_binary(stream, name, needed, lowercase, bar), name, fmt
+            found, fmt = _read_text(stream, name, fmt, needed, lowercase, bar)
             return found, name, fmt
 
 
 def load_word_vectors(path: str | Path, vocabulary: Iterable[str] | None = None, *, fmt: str | None = None,
-                      member: str | None = None, lowercase: bool = False) -> dict[str, np.ndarray]:
+                      member: str | None = None, lowercase: bool = False, progress: bool = True
+                      ) -> dict[str, np.ndarray]:
     """Word -> float32 vector for the words of `vocabulary` present in a word-vector file (every word
     when `vocabulary` is None); the file is read once, and only the vectors asked for are parsed.
 
@@ -225,7 +227,7 @@ def load_word_vectors(path: str | Path, vocabulary: Iterable[str] | None = None,
     a needed word with a non-numeric or non-finite value, a file shorter than its header announces.
     A line with more fields than the dimension is a word containing spaces and is skipped.
     """
-    return _read_word_vectors(Path(path), vocabulary, fmt, member, lowercase)[0]
+    return _read_word_vectors(Path(path), vocabulary, fmt, member, lowercase, progress)[0]
 
 
 LEMMA_CASES = ("lower", "as-spelled")
@@ -256,7 +258,8 @@ def _lemma_vector(lemma: str, vectors: dict[str, np.ndarray], lemma_case: str = 
 
 
 def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt: str | None = None,
-          member: str | None = None, normalize: bool = False, lemma_case: str = "lower") -> SemanticsTable:
+          member: str | None = None, normalize: bool = False, lemma_case: str = "lower",
+          progress: bool = True) -> SemanticsTable:
     """The semantics table of `wnids`: each class's vector is the mean of its lemmas' word vectors.
 
     `lemma_case="lower"` (the default) looks a lemma up lower-cased, in the file's words lower-cased
@@ -280,7 +283,7 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
             for term, parts in terms:
                 vocabulary.update([term, *parts])
     vectors, source, fmt = _read_word_vectors(Path(vectors_path), vocabulary, fmt, member,
-                                              lowercase=lemma_case == "lower")
+                                              lowercase=lemma_case == "lower", progress=progress)
     if not vectors:
         raise GozError(f"{vectors_path}: not one word of the {len(wnids)} classes' lemmas is in this file")
     kept, rows, missing = [], [], []

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from goz.errors import GozError, SplitError
+from goz.figures import bar_plot, markdown_table
 from goz.home import write_text_atomic
 from goz.splits.lemmas import LemmaFilter, filter_lemmas
 from goz.splits.registry import save as save_split
-from goz.figures import bar_plot, markdown_table
 from goz.wordnet import Hierarchy
 
 log = logging.getLogger(__name__)

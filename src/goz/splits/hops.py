@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goz.errors import GozError
-from goz.home import write_text_atomic
 from goz.figures import bar_plot, markdown_table
+from goz.home import write_text_atomic
 from goz.wordnet import Hierarchy
 
 

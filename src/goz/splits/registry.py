@@ -11,7 +11,6 @@ line, `#` comments) or a pickled list of str, which is read WITHOUT executing pi
 from __future__ import annotations
 
 import io
-import json
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
