@@ -40,6 +40,7 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 import goz
+from goz.clip_spec import CLIP_SEED, create_clip_model, parse_clip_spec
 from goz.errors import GozError
 from goz.extract.dataset import SkippedImage, load_rgb
 from goz.home import sha256_of
@@ -49,7 +50,6 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 FEATURE_DIM = 2048  # ResNet-50's, the GOZ features'
 # Store attributes that must agree before new classes may join an existing store.
 COMPATIBILITY_KEYS = ("backbone", "model", "weights", "weights_sha256", "preprocessing", "precision", "decoder")
-CLIP_SEED = 0  # a clip backbone without pretrained weights is initialised from this torch seed
 
 
 @dataclass(frozen=True)
@@ -370,49 +370,17 @@ class _ClipImageTower(nn.Module):
 
 
 def _clip(arch: str, tag: str | None, weights: str | None, weights_file) -> tuple[nn.Module, Preprocessing, dict]:
-    try:
-        import open_clip
-    except ImportError:
-        raise GozError("clip backbones need open_clip: pip install open_clip_torch") from None
-    if arch not in open_clip.list_models():
-        raise GozError(f"unknown open_clip architecture {arch!r} (see open_clip.list_models())")
-    checkpoint = None
-    if tag and tag.startswith("sha256="):
-        if weights_file is None:
-            raise GozError(f"clip:{arch}:{tag} was extracted from a local checkpoint: pass --weights-file PATH")
-        checkpoint = Path(weights_file).resolve()
-        if sha256_of(checkpoint) != tag.split("=", 1)[1]:
-            raise GozError(f"{checkpoint}: sha256 differs from the checkpoint of clip:{arch}:{tag}")
-    elif tag and (Path(tag).is_file() or "/" in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors"))):
-        checkpoint = Path(tag).resolve()
-        if weights_file is not None:
-            raise GozError(f"clip:{arch}:{tag} names a checkpoint already; drop --weights-file")
-    elif weights_file is not None:
-        if tag:
-            raise GozError(f"clip:{arch}:{tag} names published weights; drop --weights-file or the tag")
-        checkpoint = Path(weights_file).resolve()
-    if checkpoint is not None and not checkpoint.is_file():
-        raise GozError(f"{checkpoint}: no such CLIP checkpoint")
-    try:
-        if tag and checkpoint is None:
-            model = open_clip.create_model(arch, pretrained=tag)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(CLIP_SEED)
-                model = open_clip.create_model(arch, pretrained=None)
-            if checkpoint is not None:
-                open_clip.load_checkpoint(model, str(checkpoint))
-    except Exception as error:  # download, unknown tag or bad checkpoint
-        raise GozError(f"could not create clip:{arch}{':' + tag if tag else ''} ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''}); on a machine without internet pass "
-                       f"--weights-file PATH (an open_clip checkpoint)") from None
-    if checkpoint is not None:
-        digest = sha256_of(checkpoint)
-        spec, weights_name, source = f"clip:{arch}:sha256={digest}", "custom", str(checkpoint)
-    elif tag:
-        spec, weights_name, source, digest = f"clip:{arch}:{tag}", tag, f"open_clip pretrained {tag}", ""
+    import open_clip  # create_clip_model has said so if it is missing
+
+    clip_weights = parse_clip_spec(f"clip:{arch}" + (f":{tag}" if tag else ""), weights_file)
+    model = create_clip_model(clip_weights)
+    spec = clip_weights.spec
+    if clip_weights.checkpoint is not None:
+        weights_name, source, digest = "custom", str(clip_weights.checkpoint), spec.split("sha256=", 1)[1]
+    elif clip_weights.tag:
+        weights_name, source, digest = clip_weights.tag, f"open_clip pretrained {clip_weights.tag}", ""
     else:
-        spec, weights_name, source, digest = f"clip:{arch}", f"random-init (torch seed {CLIP_SEED})", "none", ""
+        weights_name, source, digest = f"random-init (torch seed {CLIP_SEED})", "none", ""
     cfg = open_clip.get_model_preprocess_cfg(model)
     if cfg.get("resize_mode", "shortest") != "shortest":
         raise GozError(f"clip:{arch}: resize mode {cfg['resize_mode']!r} is not supported (shortest side only)")

@@ -21,7 +21,6 @@ and the templates, so that `goz bench` can check a CLIP store and table come fro
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from goz.clip_spec import create_clip_model, parse_clip_spec
 from goz.errors import GozError
 from goz.semantics.table import SemanticsTable
 from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
@@ -125,14 +125,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @register_encoder("sentence-transformers")
 class SentenceTransformerEncoder(TextEncoder):
     def __init__(self, spec: str, model, **options):
@@ -215,41 +207,15 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
     `pretrained`: an open_clip tag (`openai`), a local checkpoint file (spec `clip:ARCH:sha256=<hex>`),
     or None for random weights (spec `clip:ARCH`). The image side (`goz extract`) records the same spec.
     """
-    try:
-        import open_clip
-    except ImportError:
-        raise GozError("open_clip is not installed: pip install 'goz[text]'") from None
     from goz.device import resolve_device
-    if arch not in open_clip.list_models():
-        raise GozError(f"clip:{arch}: not an open_clip architecture (see open_clip.list_models(), e.g. ViT-B-32)")
-    spec = f"clip:{arch}"
-    if pretrained is not None:
-        local = Path(pretrained)
-        if local.is_file():
-            spec = f"clip:{arch}:sha256={_sha256(local)}"
-            pretrained = str(local)
-        elif pretrained.startswith("sha256="):
-            raise GozError(f"clip:{arch}:{pretrained}: give the checkpoint file itself; its sha256 is recorded")
-        elif pretrained not in open_clip.list_pretrained_tags_by_model(arch) and ("/" in pretrained or "." in pretrained):
-            raise GozError(f"clip:{arch}:{pretrained}: no such checkpoint file")
-        else:
-            spec = f"clip:{arch}:{pretrained}"
-    else:
-        log.warning("clip:%s: no pretrained weights given: the tower is randomly initialised (for tests)", arch)
-    resolved = resolve_device(device)
-    try:
-        import torch
 
-        from goz.extract.backbone import CLIP_SEED
-        # Random weights from the seed the image side (`goz extract --backbone clip:ARCH`) uses: one model.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(CLIP_SEED)
-            model = open_clip.create_model(arch, pretrained=pretrained, device=resolved)
-    except Exception as error:  # download refused offline, a corrupt or mismatched checkpoint...
-        raise GozError(f"{spec}: cannot load the open_clip model ({error}); pass a local checkpoint file as "
-                       f"clip:{arch}:/path/to/checkpoint.pt when there is no network") from None
-    model.eval()
-    return model, open_clip.get_tokenizer(arch), spec
+    weights = parse_clip_spec(f"clip:{arch}" + (f":{pretrained}" if pretrained else ""))
+    if weights.tag is None and weights.checkpoint is None:
+        log.warning("clip:%s: no pretrained weights given: the tower is randomly initialised (for tests)", arch)
+    model = create_clip_model(weights, resolve_device(device))
+    import open_clip  # present: create_clip_model needed it
+
+    return model, open_clip.get_tokenizer(arch), weights.spec
 
 
 def read_templates(path: str | Path) -> tuple[str, ...]:

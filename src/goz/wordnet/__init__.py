@@ -1,38 +1,14 @@
 """The WordNet 3.0 noun hierarchy and graph queries.
 
-`load()` returns the WordNet 3.0 noun hierarchy shipped with goz (`goz/data/wordnet/`, generated
-from Princeton's database files by `tools/build_wordnet.py`; license in the same folder).
+`load()` returns the WordNet 3.0 noun hierarchy shipped with goz (`goz.wordnet.packaged`);
+`load_hierarchy(source)` that one or an edges file (`goz.wordnet.edges`, cycle-checked).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
-
-from goz.errors import GozError
-from goz.wordnet.database import read_resource
 from goz.wordnet.edges import load_edges, load_hierarchy, save_edges
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy, Synset
+from goz.wordnet.packaged import RESOURCE, load, noun_synsets
 
-RESOURCE = "wordnet30_nouns.tsv.gz"
-
-__all__ = ["ClassGraph", "Hierarchy", "Synset", "load", "noun_synsets", "load_edges", "load_hierarchy", "save_edges"]
-
-
-@lru_cache(maxsize=1)
-def load() -> Hierarchy:
-    """The packaged WordNet 3.0 noun hierarchy (82,115 synsets), read once and cached."""
-    with resources.as_file(resources.files("goz") / "data" / "wordnet" / RESOURCE) as path:
-        return read_resource(path)
-
-
-def noun_synsets(wnids, hierarchy: Hierarchy | None = None) -> tuple[Hierarchy, list[str]]:
-    """(the hierarchy, `wnids` de-duplicated in order): the packaged WordNet unless one is given;
-    GozError naming the classes that are not in it."""
-    hierarchy = hierarchy if hierarchy is not None else load()
-    wnids = list(dict.fromkeys(wnids))
-    unknown = [w for w in wnids if w not in hierarchy]
-    if unknown:
-        raise GozError(f"{len(unknown)} class(es) are not WordNet noun synsets: {', '.join(unknown[:10])}"
-                       f"{' ...' if len(unknown) > 10 else ''}")
-    return hierarchy, wnids
+__all__ = ["ClassGraph", "Hierarchy", "Synset", "load", "noun_synsets", "load_edges", "load_hierarchy", "save_edges",
+           "RESOURCE"]

@@ -68,6 +68,6 @@ def _require_acyclic(hierarchy: Hierarchy, path: Path) -> None:
 def load_hierarchy(source: str | Path = "wordnet") -> Hierarchy:
     """`wordnet` (the packaged WordNet 3.0 nouns) or an edges file (`load_edges`)."""
     if str(source) == "wordnet":
-        from goz.wordnet import load
+        from goz.wordnet.packaged import load
         return load()
     return load_edges(source)
