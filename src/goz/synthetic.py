@@ -35,7 +35,7 @@ from scipy import special
 
 from goz import splits
 from goz.errors import GozError
-from goz.home import write_text_atomic
+from goz.home import atomic_path, write_text_atomic
 from goz.progress import progress_bar
 from goz.provenance import SYNTHETIC_DATA, SYNTHETIC_LABEL
 from goz.semantics import SemanticsTable
@@ -139,9 +139,8 @@ def make_benchmark(out_dir: str | Path, seed: int = 0, n_seen: int = 200, n_unse
     splits.save(unseen, paths.unseen, header=SYNTHETIC_LABEL)
     save_edges(edges, paths.hierarchy, header=SYNTHETIC_LABEL)
     weights = _seen_classifier(np.stack([prototype[c] for c in seen]), nuisance, config)
-    with open(paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp"), "wb") as handle:
+    with atomic_path(paths.classifier_weights) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, weights=weights, data=np.array(SYNTHETIC_LABEL))
-    paths.classifier_weights.with_name(paths.classifier_weights.name + ".tmp").replace(paths.classifier_weights)
     _write_clip_like(paths, classes, latents[len(internal):], seen, test_counts, config, attrs, progress)
     write_text_atomic(manifest, json.dumps(expected_manifest, indent=1))
     return paths

@@ -33,7 +33,7 @@ from goz.catalog import (
     PUBLISHED_FOLDER,
 )
 from goz.errors import FetchError, GozError, StoreError
-from goz.home import data_home, file_lock, sha256_of
+from goz.home import atomic_path, data_home, file_lock, sha256_of
 from goz.names import URL_LINE_KEY
 from goz.progress import progress_bar
 from goz.store import FeatureStore, check_wnid
@@ -312,8 +312,7 @@ def check_url_list(path: Path, lines: int = 100) -> None:
 
 def extract_url_list(archive: Path, destination: Path, progress: bool = True) -> Path:
     """Extracts fall11_urls.txt from the .tgz (that one member, streamed, atomically); FetchError if corrupt."""
-    temporary = destination.with_name(destination.name + ".part")
-    with file_lock(destination):
+    with file_lock(destination), atomic_path(destination) as temporary:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 member = next((m for m in tar if Path(m.name).name == IMAGENET_URLS_MEMBER and m.isfile()), None)
@@ -328,9 +327,7 @@ def extract_url_list(archive: Path, destination: Path, progress: bool = True) ->
                         bar.update(len(block))
             check_url_list(temporary)
         except (tarfile.TarError, zlib.error, EOFError, OSError, FetchError) as error:
-            temporary.unlink(missing_ok=True)
             raise FetchError(f"{archive}: could not extract {IMAGENET_URLS_MEMBER} ({error})") from None
-        os.replace(temporary, destination)
     return destination
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from goz.errors import GozError
-from goz.semantics.table import read_wnid_arrays, write_wnid_arrays
+from goz.semantics.table import index_wnid_rows, read_wnid_arrays, write_wnid_arrays
 
 
 @dataclass
@@ -28,14 +28,7 @@ class ClassifierTable:
     def __post_init__(self):
         self.weights = np.asarray(self.weights, dtype=np.float32)
         self.bias = np.asarray(self.bias, dtype=np.float32).reshape(-1)
-        if self.weights.ndim != 2 or len(self.weights) != len(self.wnids) or len(self.bias) != len(self.wnids):
-            raise GozError(f"classifier table: {len(self.wnids)} wnids but weights {self.weights.shape} "
-                           f"and bias {self.bias.shape}")
-        if len(set(self.wnids)) != len(self.wnids):
-            raise GozError("classifier table: duplicate wnids")
-        if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all()):
-            raise GozError("classifier table: NaN or infinite values")
-        self._row = {wnid: row for row, wnid in enumerate(self.wnids)}
+        self._row = index_wnid_rows("classifier table", self.wnids, weights=self.weights, bias=self.bias)
 
     @property
     def dim(self) -> int:

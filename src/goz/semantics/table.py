@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from goz.errors import GozError
+from goz.home import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,7 @@ class SemanticsTable:
 
     def __post_init__(self):
         self.vectors = np.asarray(self.vectors, dtype=np.float32)
-        if self.vectors.ndim != 2 or len(self.vectors) != len(self.wnids):
-            raise GozError(f"semantics: {len(self.wnids)} wnids but vectors of shape {self.vectors.shape}")
-        if len(set(self.wnids)) != len(self.wnids):
-            raise GozError("semantics: duplicate wnids in the table")
-        if not np.isfinite(self.vectors).all():
-            raise GozError("semantics: the table holds NaN or infinite values")
-        self._row = {wnid: row for row, wnid in enumerate(self.wnids)}
+        self._row = index_wnid_rows("semantics", self.wnids, vectors=self.vectors)
 
     @property
     def dim(self) -> int:
@@ -84,22 +79,35 @@ def load(path: str | Path) -> SemanticsTable:
     return SemanticsTable(wnids, arrays["vectors"], attrs)
 
 
+def index_wnid_rows(what: str, wnids: Sequence[str], **arrays: np.ndarray) -> dict[str, int]:
+    """wnid -> row of a table of rows named by wnid (semantics and classifier tables), checked: every array
+    has one row per wnid (`vectors`/`weights` two-dimensional), no wnid twice, only finite values."""
+    for name, values in arrays.items():
+        if values.ndim != (1 if name == "bias" else 2) or len(values) != len(wnids):
+            shapes = ", ".join(f"{key} {value.shape}" for key, value in arrays.items())
+            raise GozError(f"{what}: {len(wnids)} wnids but {shapes}")
+    if len(set(wnids)) != len(wnids):
+        raise GozError(f"{what}: duplicate wnids in the table")
+    if not all(np.isfinite(values).all() for values in arrays.values()):
+        raise GozError(f"{what}: the table holds NaN or infinite values")
+    return {wnid: row for row, wnid in enumerate(wnids)}
+
+
 def write_wnid_arrays(path: str | Path, wnids: Sequence[str], arrays: dict[str, np.ndarray], attrs: dict) -> Path:
     """A table of rows named by wnid, atomically: HDF5 (`wnids` utf-8 strings, the arrays, attributes) or
     `.npz` by suffix (no attributes). The format of semantics and classifier tables."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp" + path.suffix)
-    if path.suffix == ".npz":
-        np.savez(temporary, wnids=np.array(list(wnids)), **arrays)
-    else:
-        with h5py.File(temporary, "w") as h5:
-            h5.create_dataset("wnids", data=np.array(list(wnids), dtype=h5py.string_dtype("utf-8")))
-            for name, values in arrays.items():
-                h5.create_dataset(name, data=values)
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        if path.suffix == ".npz":
+            with open(temporary, "wb") as handle:
+                np.savez(handle, wnids=np.array(list(wnids)), **arrays)
+        else:
+            with h5py.File(temporary, "w") as h5:
+                h5.create_dataset("wnids", data=np.array(list(wnids), dtype=h5py.string_dtype("utf-8")))
+                for name, values in arrays.items():
+                    h5.create_dataset(name, data=values)
+                for key, value in attrs.items():
+                    h5.attrs[key] = value
     return path
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import gc
 import gzip
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from goz.errors import GozError
+from goz.home import atomic_path, sha256_of
 from goz.wordnet.hierarchy import Hierarchy, Synset
 
 SOURCE_FILES = ("data.noun", "index.noun", "cntlist.rev")
@@ -124,7 +124,7 @@ def read_database(directory: str | Path) -> tuple[list[Synset], dict]:
         ))
     metadata = {
         "source": "WordNet 3.0 noun database (Princeton University), see LICENSE",
-        "sha256": {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in SOURCE_FILES},
+        "sha256": {name: sha256_of(directory / name) for name in SOURCE_FILES},
         **resource_counts(synsets),
         "columns": list(COLUMNS),
     }
@@ -154,10 +154,9 @@ def write_resource(synsets: Iterable[Synset], metadata: dict, path: str | Path) 
             raise GozError(f"synset {s.wnid}: a field holds a tab or a newline and cannot be stored")
         rows.append("\t".join(fields))
     text = "# " + json.dumps(metadata, sort_keys=True) + "\n" + "\n".join(rows) + "\n"
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as handle:
+    with atomic_path(path) as temporary, open(temporary, "wb") as raw, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as handle:
         handle.write(text.encode("utf-8"))
-    temporary.replace(path)
     return path
 
 
