@@ -43,10 +43,13 @@ def _fetch_named_splits(args: argparse.Namespace) -> None:
     from goz.catalog import SPLIT_ASSETS
 
     named = {part.strip() for value in vars(args).values() if isinstance(value, str) for part in value.split(",")}
-    if any(SPLIT_ASSETS[name].local_path.is_file() is False for name in named & SPLIT_ASSETS.keys()):
+    if any(not SPLIT_ASSETS[name].local_path.is_file() for name in named & SPLIT_ASSETS.keys()):
         from goz.assets import fetch
 
-        fetch("splits")
+        try:
+            fetch("splits", progress=not getattr(args, "quiet", False))
+        except GozError as error:  # the command itself then says what it lacks first (a store, the split...)
+            logging.getLogger("goz").warning("could not fetch the published splits: %s", error)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,7 +198,8 @@ def test_cli_bench_table_report(synthetic_benchmark, tmp_path, capsys):
 def test_cli_errors(synthetic_benchmark, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
     b = synthetic_benchmark
-    assert main(["bench", "--semantics", str(b.semantics), "--out", str(tmp_path / "r")]) == 2
+    splits = ["--seen", str(b.seen), "--unseen", str(b.unseen)]  # the published ones would be fetched first
+    assert main(["bench", "--semantics", str(b.semantics), *splits, "--out", str(tmp_path / "r")]) == 2
     assert "goz fetch features" in capsys.readouterr().err
     assert main(["bench", "--train", str(b.train), "--test", str(b.test), "--semantics", str(b.semantics),
                  "--seen", str(b.seen), "--unseen", str(b.unseen), "--set", "eszsl", "--out", str(tmp_path)]) == 2
