@@ -10,6 +10,7 @@ import sys
 import tarfile
 import time
 import tracemalloc
+from contextlib import closing
 from pathlib import Path
 
 import psutil
@@ -21,6 +22,7 @@ import goz.download.plan
 import goz.download.urllist
 from goz.cli import main
 from goz.download import download, report
+from goz.download.job import JobFolder
 from goz.download.plan import host_of, plan_job
 from goz.download.urllist import read_url_list
 from processes import survivors
@@ -39,8 +41,8 @@ def hosts_server():
 
 def rows(out: Path) -> dict[str, dict]:
     found = {}
-    for path in sorted((out / ".goz" / "manifest").glob("*.sqlite")):
-        with sqlite3.connect(path) as connection:
+    for path in JobFolder(out).manifests():
+        with closing(sqlite3.connect(path)) as connection:
             connection.row_factory = sqlite3.Row
             found.update({row["key"]: dict(row) for row in connection.execute("SELECT * FROM items")})
     return found
