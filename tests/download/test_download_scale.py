@@ -3,6 +3,7 @@ WebDataset output."""
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -212,7 +213,8 @@ def test_progress_shows_rate_and_per_outcome_counts_across_shards(hosts_server, 
     download(write_list(tmp_path / "urls.txt", lines), tmp_path / "out", shards=3, processes=processes,
              **(FAST | {"progress": True}))
     final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
-    assert "6/6" in final and "img/s" in final, final
+    # The rate: img/s, or s/img below one image a second (spawning two shard processes on a loaded machine).
+    assert "6/6" in final and re.search(r"\d(img/s|s/img)", final), final
     assert "ok 4" in final and "http_error 1" in final and "not_image 1" in final, final
 
 
