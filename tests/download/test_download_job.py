@@ -6,10 +6,10 @@ import inspect
 import re
 from pathlib import Path
 
-import pytest
-
 import checkout
+import pytest
 from download_server import FaultServer, write_list
+
 from goz.cli import build_parser
 from goz.download import defaults, download, report
 from goz.download.client import FetchOptions
@@ -20,7 +20,7 @@ from goz.download.shard import ShardJob
 from goz.download.validate import ValidationLimits
 from goz.errors import GozError
 
-FAST = dict(deadline=5.0, concurrency=8, decode_workers=1, progress=False)
+FAST = {"deadline": 5.0, "concurrency": 8, "decode_workers": 1, "progress": False}
 DOWNLOAD_SOURCES = sorted((checkout.SRC / "goz" / "download").glob("*.py")) + [
     checkout.SRC / "goz" / "commands" / "download.py"]
 

@@ -194,8 +194,8 @@ def report(out: str | Path, *, target: int = defaults.REPORT_TARGET,
         with Manifest(path, reader=True) as manifest:
             recorded |= manifest.classes()
             ok_in_manifests.update(manifest.ok_per_class())
-            for wnid, counts in manifest.failures_per_class().items():
-                failures_recorded.setdefault(wnid, Counter()).update(counts)
+            for wnid, outcomes in manifest.failures_per_class().items():
+                failures_recorded.setdefault(wnid, Counter()).update(outcomes)
     if folder.stored_format() == "webdataset":  # the images are in tars: count the manifests' ok rows
         counts = {wnid: ok_in_manifests[wnid] for wnid in (sorted(recorded) if wnids is None else wnids)}
     else:

@@ -18,7 +18,14 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import yarl
 
-from goz.download.defaults import CONCURRENCY, DEADLINE_S, MAX_ATTEMPTS, MAX_BYTES, MAX_REDIRECTS, PER_HOST
+from goz.download.defaults import (
+    CONCURRENCY,
+    DEADLINE_S,
+    MAX_ATTEMPTS,
+    MAX_BYTES,
+    MAX_REDIRECTS,
+    PER_HOST,
+)
 from goz.errors import GozError
 
 # Paths image hosts redirect dead photos to (Flickr: /photo_unavailable.png and .gif variants).
