@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import psutil
@@ -18,7 +19,7 @@ from download_server import FaultServer, write_list
 from goz.cli import main
 from goz.download import download, report
 from goz.download.client import retry_after_seconds
-from goz.download.manifest import shard_manifests
+from goz.download.job import JobFolder
 from goz.download.urllist import read_url_list
 from processes import survivors
 from poison_validator import KILL_ONCE_FLAG, killing_validate_and_store
@@ -36,11 +37,16 @@ def server():
 
 def manifest_rows(out: Path) -> dict[str, dict]:
     rows = {}
-    for path in shard_manifests(out):
-        with sqlite3.connect(path) as connection:
+    for path in JobFolder(out).manifests():
+        with closing(sqlite3.connect(path)) as connection:
             connection.row_factory = sqlite3.Row
             rows.update({row["key"]: dict(row) for row in connection.execute("SELECT * FROM items")})
     return rows
+
+
+def sqlite_leftovers(out: Path) -> list[str]:
+    """The -wal / -shm files in the job folder: a connection to a manifest left open (or a read-only one)."""
+    return sorted(p.name for p in JobFolder(out).root.rglob("*") if p.name.endswith(("-wal", "-shm")))
 
 
 def class_files(out: Path) -> list[Path]:
@@ -193,13 +199,14 @@ def test_kill_9_then_resume_downloads_each_image_once(tmp_path):
     refetched = [key for key in done_before if slow.requests[f"/img/k{key.split('_')[1]}"]]
     assert refetched == []
     assert all(n == 1 for n in slow.requests.values())
+    assert sqlite_leftovers(out) == []  # the killed run left a -wal; the finished rerun checkpointed it
     assert {row["outcome"] for row in manifest_rows(out).values()} == {"ok"}
 
 
 def crash_counts(out: Path) -> dict[str, int]:
     counts = {}
-    for path in shard_manifests(out):
-        with sqlite3.connect(path) as connection:
+    for path in JobFolder(out).manifests():
+        with closing(sqlite3.connect(path)) as connection:
             counts.update(connection.execute("SELECT key, crashes FROM validations WHERE crashes > 0").fetchall())
     return counts
 
@@ -288,7 +295,7 @@ def test_ray_engine_gives_the_same_result_as_local(server, tmp_path):
     assert remote.outcomes == local.outcomes and remote.ok_per_class == local.ok_per_class
     ray_rows, local_rows = manifest_rows(tmp_path / "ray"), manifest_rows(tmp_path / "local")
     assert {k: r["outcome"] for k, r in ray_rows.items()} == {k: r["outcome"] for k, r in local_rows.items()}
-    assert len(shard_manifests(tmp_path / "ray")) == 1  # one host: one shard (its politeness holds in one place)
+    assert len(JobFolder(tmp_path / "ray").manifests()) == 1  # one host: one shard (its politeness holds in one place)
     ray_files = [p.relative_to(tmp_path / "ray") for p in class_files(tmp_path / "ray")]
     assert ray_files == [p.relative_to(tmp_path / "local") for p in class_files(tmp_path / "local")]
     assert len(ray_files) == 5

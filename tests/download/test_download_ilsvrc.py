@@ -96,3 +96,16 @@ def test_bad_labels_are_reported_with_their_line(val_dir, tmp_path):
     with pytest.raises(GozError, match="meta.mat"):
         prepare_val(val_dir, truth, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_temporary_left_by_a_killed_run_is_replaced_and_the_source_untouched(val_dir, tmp_path):
+    labels, out = write_kaggle(tmp_path / "LOC_val_solution.csv"), tmp_path / "out"
+    target = out / WNIDS[0] / f"{WNIDS[0]}_2.JPEG"
+    target.parent.mkdir(parents=True)
+    # A killed run left the temporary (goz.home.atomic_path's name) as a symlink to another validation image.
+    stale = target.with_name(f"{target.stem}.tmp{target.suffix}")
+    stale.symlink_to(val_dir / "ILSVRC2012_val_00000004.JPEG")
+    prepare_val(val_dir, labels, out, copy=True, progress=False)
+    assert tree(out) == expected_tree() and not stale.is_symlink()
+    assert target.read_bytes() == b"image 2" and not target.is_symlink()
+    assert (val_dir / "ILSVRC2012_val_00000004.JPEG").read_bytes() == b"image 4"  # not written through the link

@@ -3,6 +3,7 @@ WebDataset output."""
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tarfile
 import time
 import tracemalloc
+from contextlib import closing
 from pathlib import Path
 
 import psutil
@@ -21,6 +23,7 @@ import goz.download.plan
 import goz.download.urllist
 from goz.cli import main
 from goz.download import download, report
+from goz.download.job import JobFolder
 from goz.download.plan import host_of, plan_job
 from goz.download.urllist import read_url_list
 from processes import survivors
@@ -39,8 +42,8 @@ def hosts_server():
 
 def rows(out: Path) -> dict[str, dict]:
     found = {}
-    for path in sorted((out / ".goz" / "manifest").glob("*.sqlite")):
-        with sqlite3.connect(path) as connection:
+    for path in JobFolder(out).manifests():
+        with closing(sqlite3.connect(path)) as connection:
             connection.row_factory = sqlite3.Row
             found.update({row["key"]: dict(row) for row in connection.execute("SELECT * FROM items")})
     return found
@@ -210,7 +213,8 @@ def test_progress_shows_rate_and_per_outcome_counts_across_shards(hosts_server, 
     download(write_list(tmp_path / "urls.txt", lines), tmp_path / "out", shards=3, processes=processes,
              **(FAST | {"progress": True}))
     final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
-    assert "6/6" in final and "img/s" in final, final
+    # The rate: img/s, or s/img below one image a second (spawning two shard processes on a loaded machine).
+    assert "6/6" in final and re.search(r"\d(img/s|s/img)", final), final
     assert "ok 4" in final and "http_error 1" in final and "not_image 1" in final, final
 
 

@@ -10,8 +10,9 @@ from goz.commands.options import (
     positive_float,
     positive_int,
 )
-from goz.download import FORMATS, Plan, download, report
+from goz.download import FORMATS, Plan, defaults, download, report
 from goz.download.engines import ENGINES
+from goz.download.job import JobFolder
 
 ORDER = 20
 
@@ -24,42 +25,43 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--classes", metavar="SPLIT", help="keep only these classes: split name or file")
     parser.add_argument("--per-class", type=positive_int, metavar="N", help="keep the first N entries of each class")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="keep the first N entries of the list")
-    parser.add_argument("--engine", choices=ENGINES, default="local", help="local (default) or ray")
-    parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
-                        help="local engine: shards run in N processes (default 1)")
+    parser.add_argument("--engine", choices=ENGINES, default=defaults.ENGINE,
+                        help=f"{' or '.join(ENGINES)} (default %(default)s)")
+    parser.add_argument("--processes", type=positive_int, default=defaults.PROCESSES, metavar="N",
+                        help="local engine: shards run in N processes (default %(default)s)")
     parser.add_argument("--ray-address", metavar="ADDRESS",
                         help="ray engine: address of the Ray cluster (default: start a local one)")
     parser.add_argument("--shards", type=positive_int, metavar="N",
-                        help="number of shards (fixed at the first run; default: list size / 10000)")
-    parser.add_argument("--concurrency", type=positive_int, default=256, metavar="N",
-                        help="requests in flight per shard (default 256)")
-    parser.add_argument("--per-host", type=positive_int, default=16, metavar="N",
-                        help="requests in flight per host (default 16)")
-    parser.add_argument("--deadline", type=positive_float, default=30.0, metavar="SECONDS",
-                        help="seconds for a whole attempt (default 30)")
-    parser.add_argument("--max-bytes", type=positive_int, default=20 * 2**20, metavar="BYTES",
-                        help="largest body accepted (default 20 MiB)")
-    parser.add_argument("--max-attempts", type=positive_int, default=3, metavar="N",
-                        help="attempts after 429/503 (default 3)")
-    parser.add_argument("--min-side", type=non_negative_int, default=32, metavar="PIXELS",
-                        help="smallest accepted image side in pixels (default 32)")
-    parser.add_argument("--max-pixels", type=positive_int, default=50_000_000, metavar="PIXELS",
-                        help="decompression-bomb limit in pixels (default 50M)")
+                        help=f"number of shards (fixed at the first run; default: list size / {defaults.SHARD_SIZE})")
+    parser.add_argument("--concurrency", type=positive_int, default=defaults.CONCURRENCY, metavar="N",
+                        help="requests in flight per shard (default %(default)s)")
+    parser.add_argument("--per-host", type=positive_int, default=defaults.PER_HOST, metavar="N",
+                        help="requests in flight per host (default %(default)s)")
+    parser.add_argument("--deadline", type=positive_float, default=defaults.DEADLINE_S, metavar="SECONDS",
+                        help="seconds for a whole attempt (default %(default)g)")
+    parser.add_argument("--max-bytes", type=positive_int, default=defaults.MAX_BYTES, metavar="BYTES",
+                        help=f"largest body accepted (default {defaults.MAX_BYTES / 2**20:g} MiB)")
+    parser.add_argument("--max-attempts", type=positive_int, default=defaults.MAX_ATTEMPTS, metavar="N",
+                        help="attempts after 429/503 (default %(default)s)")
+    parser.add_argument("--min-side", type=non_negative_int, default=defaults.MIN_SIDE, metavar="PIXELS",
+                        help="smallest accepted image side in pixels (default %(default)s)")
+    parser.add_argument("--max-pixels", type=positive_int, default=defaults.MAX_PIXELS, metavar="PIXELS",
+                        help=f"decompression-bomb limit in pixels (default {defaults.MAX_PIXELS / 1e6:g}M)")
     parser.add_argument("--resize", type=positive_int, metavar="SHORTER_SIDE",
                         help="store a JPEG resized (antialiased) to this shorter side instead of the original")
-    parser.add_argument("--placeholder-urls", type=positive_int, default=5, metavar="N",
-                        help="content shared by this many distinct URLs is a placeholder (default 5)")
+    parser.add_argument("--placeholder-urls", type=positive_int, default=defaults.PLACEHOLDER_URLS, metavar="N",
+                        help="content shared by this many distinct URLs is a placeholder (default %(default)s)")
     parser.add_argument("--decode-workers", type=positive_int, metavar="N",
                         help="validation processes (default: CPU count)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="refetch retryable failures (timeouts, connection errors, HTTP 429/5xx)")
     parser.add_argument("--retry-crashed", action="store_true",
                         help="validate the decoder_crash images again (each alone, in a fresh process)")
-    parser.add_argument("--format", choices=FORMATS, default="files",
-                        help="files: OUT/<wnid>/<wnid>_<id>.<ext> (default); webdataset: OUT/shard-S-N.tar of "
-                             "--images-per-tar images (jpg/png + json), fixed at the first run")
-    parser.add_argument("--images-per-tar", type=positive_int, default=1000, metavar="N",
-                        help="webdataset: images per tar (default 1000)")
+    parser.add_argument("--format", choices=FORMATS, default=defaults.FORMAT,
+                        help="files: OUT/<wnid>/<wnid>_<id>.<ext>; webdataset: OUT/shard-S-N.tar of "
+                             "--images-per-tar images (jpg/png + json); fixed at the first run (default %(default)s)")
+    parser.add_argument("--images-per-tar", type=positive_int, default=defaults.IMAGES_PER_TAR, metavar="N",
+                        help="webdataset: images per tar (default %(default)s)")
     parser.add_argument("--dry-run", action="store_true",
                         help="read and shard the list, print the plan (entries, classes, hosts, shards, what a "
                              "rerun would skip); fetch nothing")
@@ -70,8 +72,8 @@ def add_commands(subparsers) -> None:
     report_parser = subparsers.add_parser("download-report",
                                           help="classes of a download folder short of a target count")
     report_parser.add_argument("out", help="a folder written by `goz download`")
-    report_parser.add_argument("--target", type=non_negative_int, default=100, metavar="N",
-                               help="images wanted per class (default 100)")
+    report_parser.add_argument("--target", type=non_negative_int, default=defaults.REPORT_TARGET, metavar="N",
+                               help="images wanted per class (default %(default)s)")
     report_parser.add_argument("--classes", metavar="SPLIT",
                                help="classes to check: split name or file (default: the class folders present)")
     report_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -99,14 +101,16 @@ def run_download(args) -> int:
           f"({summary.images_per_second:.1f} img/s) over {summary.shards} shards, {summary.hosts} hosts")
     for outcome, count in summary.outcomes.items():
         print(f"outcome    {outcome:<17} {count}")
+    folder = JobFolder(summary.out)
     for sha256, urls in summary.suspected_placeholders.items():
-        print(f"placeholder sha256 {sha256[:16]}… shared by {urls} URLs: files quarantined in {args.out}/.goz/quarantine")
+        print(f"placeholder sha256 {sha256[:16]}… shared by {urls} URLs: files quarantined in "
+              f"{folder.quarantine}")
     if summary.ok_per_class:
         fewest = sorted(summary.ok_per_class.items(), key=lambda item: item[1])[:5]
         print(f"classes    {len(summary.ok_per_class)}, {max(summary.ok_per_class.values())} images at most; "
               f"fewest: {', '.join(f'{w} {n}' for w, n in fewest)} "
               f"(`goz download-report {args.out}` lists every short class)")
-    print(f"stats      {args.out}/.goz/stats/ (one JSON per finished shard, summary.json for the run)")
+    print(f"stats      {folder.stats_dir}/ (one JSON per finished shard, {folder.summary_path.name} for the run)")
     return 0
 
 
@@ -118,7 +122,7 @@ def _print_plan(plan: Plan) -> None:
     print(f"hosts      busiest: {busiest} (a host is served by one shard at a time)")
     print(f"resume     {plan.resume_skips} entries already recorded would be skipped, "
           f"{plan.entries - (plan.resume_skips or 0)} to fetch")
-    print(f"lists      {plan.out}/.goz/lists/ (nothing fetched: dry run)")
+    print(f"lists      {plan.folder.lists}/ (nothing fetched: dry run)")
 
 
 def _print_list_stats(stats) -> None:

@@ -18,6 +18,14 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import yarl
 
+from goz.download.defaults import (
+    CONCURRENCY,
+    DEADLINE_S,
+    MAX_ATTEMPTS,
+    MAX_BYTES,
+    MAX_REDIRECTS,
+    PER_HOST,
+)
 from goz.errors import GozError
 
 # Paths image hosts redirect dead photos to (Flickr: /photo_unavailable.png and .gif variants).
@@ -30,13 +38,13 @@ BACKOFF_STATUSES = frozenset({429, 503})
 class FetchOptions:
     """Network limits. `deadline` bounds a whole attempt (connect, redirects, body), not one read."""
 
-    concurrency: int = 256
-    per_host: int = 16
-    deadline: float = 30.0
+    concurrency: int = CONCURRENCY
+    per_host: int = PER_HOST
+    deadline: float = DEADLINE_S
     connect_timeout: float = 10.0
-    max_bytes: int = 20 * 2**20
-    max_redirects: int = 5
-    max_attempts: int = 3
+    max_bytes: int = MAX_BYTES
+    max_redirects: int = MAX_REDIRECTS
+    max_attempts: int = MAX_ATTEMPTS
     backoff: float = 1.0
     max_retry_wait: float = 60.0
     user_agent: str = "goz-downloader/0.1 (+https://github.com/TristHas/GOZ)"

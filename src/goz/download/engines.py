@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import time
 from array import array
 from collections import Counter, defaultdict
@@ -19,9 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 import numpy as np
-from tqdm import tqdm
 
-from goz.download.manifest import Manifest, shard_manifests
+from goz.download.job import JobFolder
+from goz.download.manifest import Manifest
 from goz.download.shard import ShardJob, new_decode_pool, quarantine_hash, run_shard
 from goz.errors import GozError
 from goz.lifeline import die_with_parent
@@ -35,7 +34,7 @@ log = logging.getLogger(__name__)
 class Progress:
     """The run's bar (rate, ETA) with per-outcome counts across all shards as its postfix."""
 
-    def __init__(self, bar: tqdm):
+    def __init__(self, bar):  # a goz.progress.progress_bar
         self.bar, self.outcomes = bar, Counter()
         self._shown = 0.0
 
@@ -160,10 +159,9 @@ def _outcomes_since(path, since: float) -> Counter:
     if not path.exists():
         return Counter()
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            return Counter(dict(connection.execute(
-                "SELECT outcome, count(*) FROM items WHERE updated >= ? GROUP BY outcome", (since,)).fetchall()))
-    except sqlite3.Error:  # the shard is creating its schema right now
+        with Manifest(path, reader=True, timeout=5) as manifest:
+            return manifest.outcome_counts(since=since)
+    except GozError:  # the shard is creating the file right now
         return Counter()
 
 
@@ -181,19 +179,18 @@ def sweep_placeholders(out: str, placeholder_urls: int) -> dict[str, int]:
     Returns {sha256: distinct URL count} of the suspected placeholders. Memory: 8 bytes per row with
     a hash (the first 64 bits of each sha256), then the URLs of the few candidate hashes only.
     """
-    paths = shard_manifests(out)
+    paths = JobFolder(out).manifests()
     prefixes = array("q")
     for path in paths:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as connection:
-            for (sha256,) in connection.execute("SELECT sha256 FROM items WHERE sha256 IS NOT NULL"):
-                prefixes.append(_prefix(sha256))
+        with Manifest(path, reader=True) as manifest:
+            prefixes.extend(_prefix(sha256) for sha256 in manifest.content_hashes())
     values, counts = np.unique(np.frombuffer(prefixes, dtype=np.int64), return_counts=True)
     candidates = set(values[counts >= placeholder_urls].tolist())
     del prefixes, values, counts
     urls_by_hash: defaultdict[str, set[str]] = defaultdict(set)
     for path in paths if candidates else []:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as connection:
-            for sha256, url in connection.execute("SELECT sha256, url FROM items WHERE sha256 IS NOT NULL"):
+        with Manifest(path, reader=True) as manifest:
+            for sha256, url in manifest.urls_by_content():
                 if _prefix(sha256) in candidates:
                     urls_by_hash[sha256].add(url)
     suspects = {h: len(u) for h, u in urls_by_hash.items() if len(u) >= placeholder_urls}

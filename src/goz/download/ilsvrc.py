@@ -9,7 +9,6 @@ Files are named `<wnid>/<wnid>_<n>.JPEG`, n the number of `ILSVRC2012_val_000000
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
 from collections import Counter
@@ -18,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from tqdm import tqdm
 
 from goz.errors import GozError
+from goz.home import atomic_path
 from goz.names import WNID_PATTERN
+from goz.progress import progress_bar
 
 VAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})$")
 
@@ -59,7 +59,7 @@ def prepare_val(val_dir: str | Path, labels: str | Path, out: str | Path, *, met
               if (match := VAL_NAME.match(path.stem)) and path.is_file()}
     missing = sorted(f"ILSVRC2012_val_{number}" for number in label_of if number not in images)
     per_class: Counter[str] = Counter()
-    for number, wnid in tqdm(sorted(label_of.items()), unit="img", desc="prepare-val", disable=not progress):
+    for number, wnid in progress_bar(sorted(label_of.items()), enabled=progress, unit="img", desc="prepare-val"):
         source = images.get(number)
         if source is None:
             continue
@@ -74,14 +74,12 @@ def prepare_val(val_dir: str | Path, labels: str | Path, out: str | Path, *, met
 
 def _place(source: Path, target: Path, copy: bool) -> None:
     """A symlink or a copy under a temporary name, then renamed: no half-written file after a kill."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    if copy:
-        shutil.copyfile(source, temporary)
-    else:
-        temporary.symlink_to(source)
-    os.replace(temporary, target)
+    with atomic_path(target) as temporary:
+        temporary.unlink(missing_ok=True)  # left by a killed run: a symlink does not overwrite
+        if copy:
+            shutil.copyfile(source, temporary)
+        else:
+            temporary.symlink_to(source)
 
 
 def read_val_labels(labels: Path, meta: Path | None = None) -> dict[str, str]:

@@ -8,13 +8,18 @@ Table `validations` tracks images whose validation process died: a row is commit
 when its verdict comes back;
 when the process dies, the images it held get `crashes + 1`. An image crashed twice is recorded
 as `decoder_crash` instead of killing the run again.
+
+Every query of a manifest is a method of `Manifest`, named for what it answers. A finished
+connection is closed (and the last one checkpoints and removes `-wal` and `-shm`); readers open
+the file read-write without creating anything, because a read-only connection cannot remove them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,23 +67,47 @@ class Record:
 
     @property
     def retryable(self) -> bool:
-        return self.outcome in RETRYABLE or (self.outcome == "http_error" and self.http_status in RETRYABLE_HTTP)
+        return is_retryable(self.outcome, self.http_status)
+
+
+def is_retryable(outcome: str, http_status: int | None) -> bool:
+    """A failure that may succeed later (server overloaded, network down)."""
+    return outcome in RETRYABLE or (outcome == "http_error" and http_status in RETRYABLE_HTTP)
+
+
+def is_finished(outcome: str, http_status: int | None, *, retry_failed: bool, retry_crashed: bool) -> bool:
+    """A recorded row not to fetch again: all but the retryable failures with `retry_failed` and the
+    `decoder_crash` rows with `retry_crashed`."""
+    return not (retry_failed and is_retryable(outcome, http_status)) and not (
+        retry_crashed and outcome == "decoder_crash")
 
 
 class Manifest:
-    """One shard's manifest. `record` buffers; rows reach the disk at each `flush` (every batch)."""
+    """One shard's manifest. `record` buffers; rows reach the disk at each `flush` (every batch).
 
-    def __init__(self, path: str | Path, *, batch_rows: int = 256, batch_seconds: float = 0.5):
+    reader=True: opens an existing manifest only to read it (another process may be writing it);
+    creates nothing, raises GozError when the file is missing or not SQLite.
+    """
+
+    def __init__(self, path: str | Path, *, reader: bool = False, timeout: float = 60.0,
+                 batch_rows: int = 256, batch_seconds: float = 0.5):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = sqlite3.connect(self.path, timeout=60)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.executescript(SCHEMA)
+            if reader:
+                # mode=rw, not ro: the last connection to close must be able to remove -wal and -shm.
+                self._connection = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=rw", uri=True,
+                                                   timeout=timeout)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._connection = sqlite3.connect(self.path, timeout=timeout)
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute("PRAGMA synchronous=NORMAL")
+                self._connection.executescript(SCHEMA)
         except sqlite3.Error as error:
-            raise GozError(f"download manifest {self.path} is damaged ({error}): move it aside and rerun "
-                           f"(the URLs it recorded are fetched again)") from None
+            if getattr(self, "_connection", None) is not None:
+                self._connection.close()
+            raise GozError(f"download manifest {self.path} is damaged or missing ({error}): move it aside and "
+                           f"rerun (the URLs it recorded are fetched again)") from None
         self._pending: list[Record] = []
         self._ended: list[str] = []  # keys whose validation came back, their markers not yet deleted
         self._batch_rows, self._batch_seconds = batch_rows, batch_seconds
@@ -91,17 +120,27 @@ class Manifest:
         self.close()
 
     def close(self) -> None:
-        self.flush()
-        self._connection.close()
+        try:
+            self.flush()
+        finally:
+            self._connection.close()
 
-    def records(self, where: str = "", parameters: Iterable = ()) -> Iterator[Record]:
+    def _records(self, where: str = "", parameters: Iterable = ()) -> list[Record]:
         self.flush()
         query = f"SELECT {', '.join(COLUMNS)} FROM items {where}"
-        for row in self._connection.execute(query, tuple(parameters)).fetchall():
-            yield Record(*row)
+        return [Record(*row) for row in self._connection.execute(query, tuple(parameters))]
+
+    def _rows(self, query: str, parameters: Iterable = ()) -> Iterator[tuple]:
+        """The rows of `query`, streamed (a shard holding one big host can have a million rows)."""
+        self.flush()
+        yield from self._connection.execute(query, tuple(parameters))
+
+    def records(self) -> list[Record]:
+        """Every row."""
+        return self._records()
 
     def get(self, key: str) -> Record | None:
-        return next(self.records("WHERE key = ?", (key,)), None)
+        return next(iter(self._records("WHERE key = ?", (key,))), None)
 
     def record(self, record: Record) -> None:
         """Adds or replaces a row (attempts add up over runs). Written at the next batch."""
@@ -142,8 +181,61 @@ class Manifest:
     def finished_keys(self, *, retry_failed: bool, retry_crashed: bool = False) -> set[str]:
         """Keys not to fetch again: every recorded key, less the retryable failures with `retry_failed`
         and the `decoder_crash` rows with `retry_crashed`."""
-        return {r.key for r in self.records()
-                if not (retry_failed and r.retryable) and not (retry_crashed and r.outcome == "decoder_crash")}
+        return {key for key, outcome, status in self._rows("SELECT key, outcome, http_status FROM items")
+                if is_finished(outcome, status, retry_failed=retry_failed, retry_crashed=retry_crashed)}
+
+    def count_finished(self, keys: Collection[str], *, retry_failed: bool, retry_crashed: bool = False) -> int:
+        """How many of `keys` a run would not fetch again (see finished_keys), without holding the rows."""
+        return sum(key in keys and is_finished(outcome, status, retry_failed=retry_failed, retry_crashed=retry_crashed)
+                   for key, outcome, status in self._rows("SELECT key, outcome, http_status FROM items"))
+
+    def outcomes_of(self, keys: Collection[str]) -> Iterator[tuple[str, str]]:
+        """(wnid, outcome) of each recorded row whose key is in `keys`, streamed."""
+        for key, wnid, outcome in self._rows("SELECT key, wnid, outcome FROM items"):
+            if key in keys:
+                yield wnid, outcome
+
+    def outcome_counts(self, *, since: float = 0.0) -> Counter[str]:
+        """{outcome: rows} of the rows written at or after `since` (a time.time()); nothing while the
+        shard writing this manifest is still creating its tables."""
+        try:
+            return Counter(dict(self._rows("SELECT outcome, count(*) FROM items WHERE updated >= ? GROUP BY outcome",
+                                           (since,))))
+        except sqlite3.OperationalError:  # no table yet
+            return Counter()
+
+    def ok_per_class(self) -> Counter[str]:
+        """{wnid: rows whose outcome is ok}."""
+        return Counter(dict(self._rows("SELECT wnid, count(*) FROM items WHERE outcome = 'ok' GROUP BY wnid")))
+
+    def classes(self) -> set[str]:
+        """The wnids of the recorded rows."""
+        return {wnid for (wnid,) in self._rows("SELECT DISTINCT wnid FROM items")}
+
+    def failures_per_class(self) -> dict[str, Counter[str]]:
+        """{wnid: {outcome: rows}} of the rows whose outcome is not ok."""
+        failures: dict[str, Counter[str]] = {}
+        for wnid, outcome, count in self._rows(
+                "SELECT wnid, outcome, count(*) FROM items WHERE outcome != 'ok' GROUP BY wnid, outcome"):
+            failures.setdefault(wnid, Counter())[outcome] = count
+        return failures
+
+    def content_hashes(self) -> Iterator[str]:
+        """The sha256 of every row holding fetched content, streamed."""
+        for (sha256,) in self._rows("SELECT sha256 FROM items WHERE sha256 IS NOT NULL"):
+            yield sha256
+
+    def urls_by_content(self) -> Iterator[tuple[str, str]]:
+        """(sha256, url) of every row holding fetched content, streamed."""
+        yield from self._rows("SELECT sha256, url FROM items WHERE sha256 IS NOT NULL")
+
+    def kept_copies(self, sha256: str) -> list[Record]:
+        """The ok rows holding this content (the files or tar samples a quarantine takes out)."""
+        return self._records("WHERE sha256 = ? AND outcome = 'ok'", (sha256,))
+
+    def stored_paths(self) -> set[str]:
+        """Every path a row points to (the files and tars the manifest accounts for)."""
+        return {path for (path,) in self._rows("SELECT DISTINCT path FROM items WHERE path IS NOT NULL")}
 
     def validation_started(self, key: str) -> None:
         """Commits that `key` is about to be handed to a validation process."""
@@ -176,7 +268,3 @@ class Manifest:
         self.flush()
         return dict(self._connection.execute("SELECT key, crashes FROM validations WHERE crashes > 0").fetchall())
 
-
-def shard_manifests(out: Path) -> list[Path]:
-    """Every shard manifest of the output folder `out`."""
-    return sorted((Path(out) / ".goz" / "manifest").glob("shard-*.sqlite"))

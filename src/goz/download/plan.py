@@ -5,25 +5,24 @@ the pauses after 429/503, which a shard keeps for its hosts, hold for the whole 
 processes or Ray nodes run the shards. Memory stays flat: entries go to disk in batches; what
 grows is 8 bytes per distinct key (the duplicate check) and a counter per host and per class.
 
-`OUT/.goz/lists/shard-NNNNN.tsv` holds `<key><TAB><url>` lines; `OUT/.goz/job.json` fixes the
-shard count at the first run (a host must stay in its shard across reruns).
+The shard lists (`<key><TAB><url>` lines) and the shard count fixed at the first run (a host must
+stay in its shard across reruns) live in the job folder (goz.download.job).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shutil
-import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from goz.download.manifest import RETRYABLE, RETRYABLE_HTTP
+from goz.download.defaults import SHARD_SIZE
+from goz.download.job import JobFolder
+from goz.download.manifest import Manifest
 from goz.download.urllist import ListEntry, ListStats, read_shard_list, stream_url_list
 from goz.errors import GozError
-from goz.home import write_text_atomic
 
 BUFFERED_LINES = 1 << 16  # lines held in memory before they are appended to the shard lists
 
@@ -45,15 +44,15 @@ class Plan:
     def entries(self) -> int:
         return self.list_stats.entries
 
+    @property
+    def folder(self) -> JobFolder:
+        return JobFolder(self.out)
+
     def list_path(self, index: int) -> Path:
-        return shard_list_path(self.out, index)
+        return self.folder.list_path(index)
 
     def as_dict(self) -> dict:
         return asdict(self) | {"entries": self.entries, "nonempty_shards": sum(1 for n in self.shard_entries if n)}
-
-
-def shard_list_path(out: str | Path, index: int) -> Path:
-    return Path(out) / ".goz" / "lists" / f"shard-{index:05d}.tsv"
 
 
 def host_of(url: str) -> str:
@@ -76,15 +75,15 @@ def shard_of_host(host: str, shards: int) -> int:
 
 def plan_job(urls: str | Path, out: str | Path, *, classes: list[str] | set[str] | None = None,
              per_class: int | None = None, limit: int | None = None, shards: int | None = None,
-             shard_size: int = 10_000, dry_run: bool = False) -> Plan:
+             shard_size: int = SHARD_SIZE, dry_run: bool = False) -> Plan:
     """Streams the list into the shard lists of `out`; fixes the shard count (not on a dry run)."""
     out = Path(out)
-    stored = stored_shard_count(out)
+    folder = JobFolder(out)
+    stored = folder.stored_shard_count()
     if stored is not None and shards is not None and shards != stored:
         raise GozError(f"{out} was started with {stored} shards; rerun with --shards {stored} (or a new output folder)")
     count = stored or shards
-    lists = out / ".goz" / "lists"
-    staging = out / ".goz" / "lists.partial"
+    lists, staging = folder.lists, folder.lists_staging
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     stats = ListStats()
@@ -108,40 +107,21 @@ def plan_job(urls: str | Path, out: str | Path, *, classes: list[str] | set[str]
     shutil.rmtree(lists, ignore_errors=True)
     staging.rename(lists)
     if not dry_run and stored is None:
-        write_text_atomic(out / ".goz" / "job.json", json.dumps({"shards": count, "assign": "host"}))
+        folder.fix_shard_count(count)
     return Plan(str(out), stats, count, len(wnids), len(hosts), shard_entries, dict(hosts.most_common(5)))
 
 
-def count_resume_skips(plan: Plan, *, retry_failed: bool = False) -> int:
+def count_resume_skips(plan: Plan, *, retry_failed: bool = False, retry_crashed: bool = False) -> int:
     """Entries of the plan that a run would not fetch: already recorded in the shard manifests."""
-    from goz.download.shard import shard_manifest_path
     skips = 0
     for index, entries in enumerate(plan.shard_entries):
-        manifest = shard_manifest_path(plan.out, index)
-        if not entries or not manifest.exists():
+        path = plan.folder.manifest_path(index)
+        if not entries or not path.exists():
             continue
         keys = {e.key for e in read_shard_list(plan.list_path(index))}
-        query = "SELECT key, outcome, http_status FROM items"
-        with sqlite3.connect(f"file:{manifest}?mode=ro", uri=True, timeout=60) as connection:
-            for key, outcome, status in connection.execute(query):
-                retryable = outcome in RETRYABLE or (outcome == "http_error" and status in RETRYABLE_HTTP)
-                skips += key in keys and not (retry_failed and retryable)
+        with Manifest(path, reader=True) as manifest:
+            skips += manifest.count_finished(keys, retry_failed=retry_failed, retry_crashed=retry_crashed)
     return skips
-
-
-def stored_shard_count(out: Path) -> int | None:
-    """The shard count fixed by the folder's first run; None for a new folder."""
-    config = out / ".goz" / "job.json"
-    if not config.exists():
-        return None
-    try:
-        stored = json.loads(config.read_text(encoding="utf-8"))["shards"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise GozError(f"{config} is damaged ({type(error).__name__}: {error}); it records the shard count "
-                       f"of this folder: restore it, or start again in a new output folder") from None
-    if isinstance(stored, bool) or not isinstance(stored, int) or stored < 1:
-        raise GozError(f"{config} is damaged: 'shards' is {stored!r}, not a positive integer")
-    return stored
 
 
 class _ShardLists:

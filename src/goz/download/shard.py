@@ -2,8 +2,8 @@
 process pool, write accepted images atomically, record every outcome in the shard's manifest.
 
 A shard is idempotent: rerun it and it fetches only what its manifest (and the image folders)
-do not already hold. Content shared by many URLs is a placeholder: such files are moved to
-`OUT/.goz/quarantine/` and their rows marked `placeholder`.
+do not already hold. Content shared by many URLs is a placeholder: such files are moved to the
+job folder's quarantine (goz.download.job) and their rows marked `placeholder`.
 
 Poison images (content that kills its validation process: a crash in Pillow, the OOM killer):
 the pool's death ends the run with a GozError after counting a crash for each image it held
@@ -30,6 +30,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from goz.download.client import FetchOptions, HostGate, fetch, open_session
+from goz.download.defaults import FORMAT, IMAGES_PER_TAR, PLACEHOLDER_URLS
+from goz.download.job import JobFolder
 from goz.download.manifest import Manifest, Record
 from goz.download.tars import TarSink, remove_from_tar, validate_for_tar
 from goz.download.urllist import ListEntry, read_shard_list
@@ -53,30 +55,26 @@ class ShardJob:
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     retry_failed: bool = False
     retry_crashed: bool = False
-    placeholder_urls: int = 5
+    placeholder_urls: int = PLACEHOLDER_URLS
     decode_workers: int = 1
     list_path: str | None = None
-    format: str = "files"  # or "webdataset": tars of images_per_tar images (see goz.download.tars)
-    images_per_tar: int = 1000
+    format: str = FORMAT  # or "webdataset": tars of images_per_tar images (see goz.download.tars)
+    images_per_tar: int = IMAGES_PER_TAR
+
+    @property
+    def folder(self) -> JobFolder:
+        return JobFolder(self.out)
 
     @property
     def manifest_path(self) -> Path:
-        return shard_manifest_path(self.out, self.index)
+        return self.folder.manifest_path(self.index)
 
     @property
     def stats_path(self) -> Path:
-        return shard_stats_path(self.out, self.index)
+        return self.folder.stats_path(self.index)
 
     def load_entries(self) -> list[ListEntry]:
         return read_shard_list(self.list_path) if self.list_path else list(self.entries)
-
-
-def shard_manifest_path(out: str | Path, index: int) -> Path:
-    return Path(out) / ".goz" / "manifest" / f"shard-{index:05d}.sqlite"
-
-
-def shard_stats_path(out: str | Path, index: int) -> Path:
-    return Path(out) / ".goz" / "stats" / f"shard-{index:05d}.json"
 
 
 def new_decode_pool(workers: int) -> ProcessPoolExecutor:
@@ -86,13 +84,6 @@ def new_decode_pool(workers: int) -> ProcessPoolExecutor:
     """
     return ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn"), initializer=die_with_parent,
                                initargs=(os.getpid(),))
-
-
-def work_dir(out: str | Path, name: str) -> Path:
-    """A folder under `OUT/.goz/` (temporary files, quarantine): same file system, so renames are atomic."""
-    path = Path(out) / ".goz" / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def run_shard(job: ShardJob, progress: Callable[[int, str], None] | None = None,
@@ -117,16 +108,14 @@ def run_shard(job: ShardJob, progress: Callable[[int, str], None] | None = None,
 
 def write_shard_stats(job: ShardJob, counts: dict[str, int], outcomes: Counter, started: float,
                       running: bool = False) -> None:
-    """`OUT/.goz/stats/shard-NNNNN.json`: this run of the shard, `running` when it starts, then what it did
+    """The shard's stats JSON (goz.download.job): this run of the shard, `running` when it starts, then what it did
     (as img2dataset's `*_stats.json`)."""
     finished = None if running else time.time()
     stats = {"shard": job.index, "status": "running" if running else "finished", **counts,
              "outcomes": dict(sorted(outcomes.items())), "started": started, "finished": finished,
              "seconds": None if running else round(finished - started, 3),
              "host": socket.gethostname(), "pid": os.getpid(), "node": _ray_node()}
-    path = job.stats_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(stats, indent=1))
+    write_text_atomic(job.stats_path, json.dumps(stats, indent=1))
 
 
 def _ray_node() -> str | None:
@@ -140,7 +129,7 @@ def _ray_node() -> str | None:
 class _ShardRun:
     def __init__(self, job: ShardJob, manifest: Manifest, decode_pool: Executor, progress: Callable[[int], None]):
         self.job, self.manifest, self.decode_pool, self.progress = job, manifest, decode_pool, progress
-        self.temporary_dir = str(work_dir(job.out, "tmp"))
+        self.temporary_dir = str(job.folder.tmp_dir())
         self.counts = {"entries": 0, "skipped": 0, "processed": 0, "ok": 0, "bytes": 0, "adopted": 0}
         self.outcomes: Counter[str] = Counter()
         self.sink = (TarSink(job, manifest) if job.format == "webdataset" else None)
@@ -156,8 +145,8 @@ class _ShardRun:
         crashes = self.manifest.crash_counts()
         finished = self.manifest.finished_keys(retry_failed=self.job.retry_failed,
                                                retry_crashed=self.job.retry_crashed)
-        for record in self.manifest.records("WHERE sha256 IS NOT NULL"):
-            self.urls_by_hash[record.sha256].add(record.url)
+        for sha256, url in self.manifest.urls_by_content():
+            self.urls_by_hash[sha256].add(url)
         for sha256, urls in self.urls_by_hash.items():
             if len(urls) >= self.job.placeholder_urls:
                 self._quarantine(sha256)
@@ -317,11 +306,12 @@ class _ShardRun:
 def quarantine_hash(manifest: Manifest, out: str | Path, sha256: str, reason: str) -> int:
     """Moves every kept copy of this content out of the class folders (or tars); marks its row. Idempotent."""
     moved = 0
-    quarantine = work_dir(out, "quarantine")
-    for record in manifest.records("WHERE sha256 = ? AND outcome = 'ok'", (sha256,)):
+    folder = JobFolder(out)
+    quarantine = folder.quarantine_dir()
+    for record in manifest.kept_copies(sha256):
         source = Path(record.path) if record.path else None
         if source is not None and source.suffix == ".tar":
-            target = remove_from_tar(source, record.key, quarantine, work_dir(out, "tmp"))
+            target = remove_from_tar(source, record.key, quarantine, folder.tmp_dir())
             moved += target is not None
         else:
             target = quarantine / source.name if source else None

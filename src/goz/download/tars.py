@@ -3,7 +3,8 @@
 `OUT/shard-SSSSS-NNNNN.tar` holds up to `images_per_tar` samples; each sample is
 `<wnid>_<id>.<ext>` (the original bytes: `jpg`, `png`, ... or the resized `jpg`) and
 `<wnid>_<id>.json` (`url`, `wnid`, `id`, `sha256` of the stored bytes), so `__key__` is the key.
-A tar is written under `OUT/.goz/tmp/` and renamed into place when complete; only then are its
+A tar is written in the job folder's tmp/ (goz.download.job; not beside the tars, where a reader
+would take it for a shard) and renamed into place when complete; only then are its
 rows committed (in one transaction). A kill loses the open tar, whose images the rerun fetches
 again; a tar renamed before its rows were committed is adopted by the rerun, not fetched again.
 """
@@ -54,8 +55,7 @@ class TarSink:
     def add(self, record: Record, extension: str, data: bytes) -> None:
         from webdataset import TarWriter  # imported here: only this format needs it
         if self.writer is None:
-            self.temporary = self.out / ".goz" / "tmp" / f"{self.final_path.name}.{os.getpid()}.part"
-            self.temporary.parent.mkdir(parents=True, exist_ok=True)
+            self.temporary = self.job.folder.tmp_dir() / f"{self.final_path.name}.{os.getpid()}.part"
             self.writer = TarWriter(open(self.temporary, "wb"), encoder=False)
         sha256 = hashlib.sha256(data).hexdigest()
         meta = {"url": record.url, "wnid": record.wnid, "id": record.image_id, "sha256": sha256}
@@ -78,7 +78,7 @@ class TarSink:
     def adopt(self, unrecorded: list[ListEntry], urls_by_hash) -> int:
         """Records the samples of tars no row points to (renamed by a killed run before its commit)."""
         wanted = {e.key: e for e in unrecorded}
-        referenced = {r.path for r in self.manifest.records("WHERE path IS NOT NULL")}
+        referenced = self.manifest.stored_paths()
         adopted = []
         for path in shard_tars(self.out, self.job.index):
             if str(path) in referenced or not wanted:

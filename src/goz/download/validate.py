@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from goz.download.defaults import MAX_PIXELS, MIN_SIDE
 from goz.errors import GozError
 
 # Formats we keep, by Pillow format name -> file extension.
@@ -26,8 +27,8 @@ TEXT_STARTS = (b"<", b"{", b"[")
 class ValidationLimits:
     """What an accepted image must satisfy, and how it is stored."""
 
-    min_side: int = 32
-    max_pixels: int = 50_000_000
+    min_side: int = MIN_SIDE
+    max_pixels: int = MAX_PIXELS
     resize_shorter_side: int | None = None
     jpeg_quality: int = 90
 
@@ -79,6 +80,8 @@ def validate_and_store(data: bytes, destination_stem: str, temporary_dir: str,
         return verdict
     destination = Path(f"{destination_stem}.{verdict.extension}")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # In the job folder's tmp/ (cleared by the next run), not beside the images: a kill leaves nothing a reader
+    # of the class folders would take for an image.
     temporary = Path(temporary_dir) / f"{destination.name}.{os.getpid()}.part"
     with open(temporary, "wb") as handle:
         handle.write(stored if stored is not None else data)
