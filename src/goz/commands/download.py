@@ -1,4 +1,4 @@
-"""`goz download URLS OUT` and `goz download-report OUT`: URL lists -> validated image folders."""
+"""`goz download URLS OUT`: URL lists -> validated image folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from goz.commands.options import (
     positive_float,
     positive_int,
 )
-from goz.download import FORMATS, Plan, defaults, download, report
+from goz.download import FORMATS, Plan, defaults, download
 from goz.download.engines import ENGINES
 from goz.download.job import JobFolder
 
@@ -69,16 +69,6 @@ def add_commands(subparsers) -> None:
     add_quiet_option(parser)
     parser.set_defaults(run=run_download)
 
-    report_parser = subparsers.add_parser("download-report",
-                                          help="classes of a download folder short of a target count")
-    report_parser.add_argument("out", help="a folder written by `goz download`")
-    report_parser.add_argument("--target", type=non_negative_int, default=defaults.REPORT_TARGET, metavar="N",
-                               help="images wanted per class (default %(default)s)")
-    report_parser.add_argument("--classes", metavar="SPLIT",
-                               help="classes to check: split name or file (default: the class folders present)")
-    report_parser.add_argument("--json", action="store_true", help="print JSON")
-    report_parser.set_defaults(run=run_report)
-
 
 def run_download(args) -> int:
     summary = download(
@@ -131,16 +121,3 @@ def _print_list_stats(stats) -> None:
           f"{stats.latin1} read as latin-1")
     for example in stats.malformed_examples:
         print(f"malformed  {example}")
-
-
-def run_report(args) -> int:
-    result = report(args.out, target=args.target, classes=args.classes)
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return 0
-    print(f"{len(result.counts)} classes, {sum(result.counts.values())} images; "
-          f"{len(result.short)} classes have fewer than {result.target}")
-    for wnid, count in sorted(result.short.items(), key=lambda item: item[1]):
-        failures = ", ".join(f"{o} {n}" for o, n in sorted(result.failures[wnid].items()))
-        print(f"{wnid}  {count:>5}  missing {result.target - count:>5}  {failures}")
-    return 0
