@@ -38,8 +38,8 @@ class _LogLines(_tqdm):
         if not msg:
             msg = self.__str__()
         msg = msg.strip()
-        if msg and msg != getattr(self, "_last_line", None):
-            self._last_line = msg
+        if msg and self.n != getattr(self, "_last_n", None):  # closing repeats the last count: one line is enough
+            self._last_n = self.n
             self.fp.write(msg + "\n")
             self.fp.flush()
         return True
