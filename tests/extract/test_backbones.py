@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,24 @@ def test_a_store_refuses_another_backbone(tmp_path, images):
         torch.manual_seed(0)
         torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
         extract(images, tmp_path / "f.h5", backbone="resnet18", weights_file=tmp_path / "r18.pth", progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({1: torch.zeros(3)}, "key 1 \\(int\\) is not a parameter name"),
+    (torch.zeros(3), "holds a value of type Tensor, not a state dict"),
+    ([torch.zeros(3)], "holds a value of type list, not a state dict"),
+    ({"model": {"fc.weight": torch.zeros(3)}}, "'model' is of type dict, not a tensor"),
+    ({"state_dict": {"fc.weight": torch.zeros(3), "epoch": 3}}, "'epoch' is of type int, not a tensor"),
+])
+def test_a_weights_file_that_is_not_a_state_dict_is_a_clear_error(tmp_path, images, capsys, content, message):
+    torch.save(content, tmp_path / "bad.pt")
+    for backbone in ("resnet18", "timm:resnet18"):
+        with pytest.raises(GozError, match=message) as error:
+            load_backbone(backbone, weights_file=tmp_path / "bad.pt")
+        assert str(tmp_path / "bad.pt") in str(error.value) and "state_dict()" in str(error.value)
+    assert main(["extract", str(images), str(tmp_path / "f.h5"), "--backbone", "resnet18",
+                 "--weights-file", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err and not (tmp_path / "f.h5").exists()
+    with pytest.raises(GozError, match=f"{tmp_path / 'bad.pt'}: not an open_clip ViT-S-32 checkpoint"):
+        load_backbone("clip:ViT-S-32", weights_file=tmp_path / "bad.pt")

@@ -294,8 +294,16 @@ def _read_weights_file(path: Path) -> dict:
                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise GozError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    fix = "save the model's state_dict(), a mapping of parameter names to tensors"
+    if not isinstance(state, dict):
+        raise GozError(f"{path}: holds a value of type {type(state).__name__}, not a state dict; {fix}")
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise GozError(f"{path}: not a state dict: key {key!r} ({type(key).__name__}) is not a parameter "
+                           f"name; {fix}")
+        if not isinstance(value, torch.Tensor):
+            raise GozError(f"{path}: not a state dict: the value of {key!r} is of type {type(value).__name__}, "
+                           f"not a tensor; {fix}")
     return state
 
 
@@ -403,6 +411,9 @@ def _clip(arch: str, tag: str | None, weights: str | None, weights_file) -> tupl
             if checkpoint is not None:
                 open_clip.load_checkpoint(model, str(checkpoint))
     except Exception as error:  # download, unknown tag or bad checkpoint
+        if checkpoint is not None:
+            raise GozError(f"{checkpoint}: not an open_clip {arch} checkpoint ({type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else ''})") from None
         raise GozError(f"could not create clip:{arch}{':' + tag if tag else ''} ({type(error).__name__}: "
                        f"{str(error).splitlines()[0] if str(error) else ''}); on a machine without internet pass "
                        f"--weights-file PATH (an open_clip checkpoint)") from None
