@@ -15,6 +15,7 @@ from goz.semantics.encoders import (
     create_encoder,
     embed_classes,
     load_clip,
+    check_template,
     read_templates,
 )
 from goz.store import write_store
@@ -120,16 +121,51 @@ def test_prompt_template_files_and_bad_specs(tmp_path, tiny_clip):
     path.write_text("# mine\na photo of a {}.\n\nitap of a {}.\n")
     assert read_templates(path) == ("a photo of a {}.", "itap of a {}.")
     path.write_text("a photo of a thing.\n")
-    with pytest.raises(GozError, match=r"prompts.txt:1: a template needs exactly one \{\}"):
+    with pytest.raises(GozError, match=r"prompts.txt:1: template 'a photo of a thing.' has 0 \{\} fields"):
         read_templates(path)
     with pytest.raises(GozError, match="not an open_clip architecture"):
         create_encoder("clip:No-Such-Arch:openai")
     with pytest.raises(GozError, match="no such checkpoint file"):
         create_encoder(f"clip:{TINY_CLIP}:/nowhere/ckpt.pt")
-    with pytest.raises(GozError, match="exactly one"):
+    with pytest.raises(GozError, match="no prompt template given"):
         embed_classes(f"clip:{TINY_CLIP}:{tiny_clip[2]}", ["n00000002"], HIERARCHY, templates=(), progress=False)
     with pytest.raises(GozError, match="--text 'words'"):
         embed_classes("minilm", ["n00000002"], HIERARCHY, text="words")
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("a photo of a {}. {x}", "has the field {x}"),
+    ("a photo of a {}. {", "unbalanced braces"),
+    ("a photo of a }{}.", "unbalanced braces"),
+    ("{} and {}", "has 2 {} fields"),
+    ("a photo of a {0}.", "has the field {0}"),
+    ("a photo of a {!r}.", "has the field {!r}"),
+    ("a photo of a {:>9}.", "has the field {:>9}"),
+    ("a photo of a {.__class__}.", "has the field {.__class__}"),
+])
+def test_malformed_prompt_templates_are_refused_naming_the_template(tmp_path, tiny_clip, capsys, template, problem):
+    path = tmp_path / "prompts.txt"
+    path.write_text(f"a photo of a {{}}.\n{template}\n")
+    with pytest.raises(GozError) as error:
+        read_templates(path)
+    assert str(error.value).startswith(f"{path}:2: template {template!r} ") and problem in str(error.value)
+    spec = f"clip:{TINY_CLIP}:{tiny_clip[2]}"
+    with pytest.raises(GozError, match="prompt template 2: template") as error:
+        embed_classes(spec, ["n00000002"], HIERARCHY, templates=("a {}.", template), progress=False)
+    assert problem in str(error.value)
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{CHIHUAHUA}\n")
+    assert main(["embed", "--encoder", spec, "--prompts", str(path), "--classes", str(classes),
+                 "--out", str(tmp_path / "t.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: template" in err and problem in err and "Traceback" not in err
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_literal_braces_in_a_template_are_kept():
+    assert check_template("a {{toy}} {}.").format("dog") == "a {toy} dog."
+    with pytest.raises(GozError, match="must be text"):
+        check_template(3)
 
 
 def test_clip_round_trip_through_the_store_and_the_table(tiny_clip, tmp_path, capsys):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from goz.semantics.table import SemanticsTable
 log = logging.getLogger(__name__)
 
 __all__ = ["TEXT_MODES", "IMAGENET_TEMPLATES", "TextEncoder", "register_encoder", "list_encoders", "create_encoder",
-           "class_texts", "read_templates", "embed_classes"]
+           "class_texts", "check_template", "read_templates", "embed_classes"]
 
 TEXT_MODES = ("lemmas", "gloss", "both")
 PACKAGED_MINILM = "minilm"
@@ -252,8 +253,30 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
     return model, open_clip.get_tokenizer(arch), spec
 
 
+def check_template(template: str, where: str = "prompt template") -> str:
+    """`template` when `template.format(name)` puts the class name in exactly one place and can do
+    nothing else: one empty `{}` field, no named, numbered or formatted field, balanced braces
+    (`{{` and `}}` are literal braces). Else a GozError naming `where` and the template."""
+    fix = "a template holds exactly one {} for the class name (write {{ and }} for literal braces)"
+    if not isinstance(template, str):
+        raise GozError(f"{where}: a template must be text, got {type(template).__name__} {template!r}; {fix}")
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as error:  # "Single '{' encountered in format string", ...
+        raise GozError(f"{where}: template {template!r} has unbalanced braces ({error}); {fix}") from None
+    other = [f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+             for name, spec, conversion in fields if (name, spec, conversion) != ("", "", None)]
+    if other:
+        raise GozError(f"{where}: template {template!r} has the field {other[0]}; {fix}")
+    if len(fields) != 1:
+        raise GozError(f"{where}: template {template!r} has {len(fields)} {{}} fields; {fix}")
+    return template
+
+
 def read_templates(path: str | Path) -> tuple[str, ...]:
-    """Prompt templates, one per line, each with exactly one `{}` for the class name (blank and # lines skipped)."""
+    """Prompt templates, one per line, each with exactly one `{}` for the class name (blank and # lines
+    skipped; see `check_template`)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -264,9 +287,7 @@ def read_templates(path: str | Path) -> tuple[str, ...]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if line.count("{}") != 1:
-            raise GozError(f"{path}:{number}: a template needs exactly one {{}} for the class name, got {line!r}")
-        templates.append(line)
+        templates.append(check_template(line, f"{path}:{number}"))
     if not templates:
         raise GozError(f"{path}: no template (one per line, e.g. 'a photo of a {{}}.')")
     return tuple(templates)
@@ -325,10 +346,10 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
         encoder = create_encoder(encoder, device=device, batch_size=batch_size)
     if encoder.uses_prompts:
         templates = tuple(templates) if templates is not None else IMAGENET_TEMPLATES
-        bad = [t for t in templates if t.count("{}") != 1]
-        if not templates or bad:
-            raise GozError(f"{encoder.spec}: prompt templates need exactly one {{}} each, got "
-                           f"{bad[0] if bad else 'none'!r}")
+        if not templates:
+            raise GozError(f"{encoder.spec}: no prompt template given (e.g. 'a photo of a {{}}.')")
+        for number, template in enumerate(templates, 1):
+            check_template(template, f"{encoder.spec}: prompt template {number}")
     elif templates is not None:
         raise GozError(f"{encoder.spec}: prompt templates are for CLIP text towers; a sentence encoder embeds "
                        "the class text as it is (drop --prompts)")
