@@ -1,6 +1,9 @@
 """Class embeddings from text encoders: MiniLM with its real weights, CLIP towers randomly initialised."""
 
 import json
+import socket
+import sys
+import time
 
 import h5py
 import numpy as np
@@ -12,6 +15,7 @@ from goz.cli import main
 from goz.errors import GozError
 from goz.semantics.encoders import (
     IMAGENET_TEMPLATES,
+    check_encoder_spec,
     create_encoder,
     embed_classes,
     load_clip,
@@ -208,3 +212,61 @@ def test_clip_round_trip_through_the_store_and_the_table(tiny_clip, tmp_path, ca
     error = capsys.readouterr().err
     assert f"image embeddings of {spec}" in error and "clip:ViT-B-32:openai" in error and "Traceback" not in error
     assert not (tmp_path / "refused" / "clip_zsl.json").exists()
+
+
+def _fake_hub_cache(cache, repo, filename):
+    """A file as huggingface_hub caches it: models--ORG--NAME/refs/main -> snapshots/<commit>/FILE."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    (folder / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (folder / "snapshots" / ("0" * 40) / filename).write_text("{}")
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("SENTENCE_TRANSFORMERS_HOME", raising=False)
+    return tmp_path / "hub"
+
+
+def test_an_encoder_neither_a_folder_nor_cached_fails_fast_offline(tmp_path, monkeypatch, capsys, empty_hub_cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # the check must come before this slow import
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{CHIHUAHUA}\n")
+    started = time.monotonic()
+    assert main(["embed", "--encoder", "nosuch-model", "--classes", str(classes), "--out", str(tmp_path / "t.h5"),
+                 "--quiet"]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert ("encoder 'nosuch-model': not a folder and not in the local Hugging Face cache, and HF_HUB_OFFLINE is "
+            "set; pass a model folder instead (--encoder sentence-transformers:/path/to/model") in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    for name, message in ((str(tmp_path / "nowhere"), "no such model folder"), (str(classes), "is a file")):
+        with pytest.raises(GozError, match=message):
+            create_encoder(name)
+    # A name in the cache (here under SENTENCE_TRANSFORMERS_HOME, as sentence-transformers/NAME) passes the check.
+    _fake_hub_cache(tmp_path / "st", "sentence-transformers/cached-model", "modules.json")
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "st"))
+    assert check_encoder_spec("cached-model") == ("sentence-transformers", "cached-model")
+
+
+def test_an_unreachable_hub_is_found_without_waiting(monkeypatch, empty_hub_cache):
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                     "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(GozError, match="not in the local Hugging Face cache, and 127.0.0.1 cannot be reached"):
+        check_encoder_spec("sentence-transformers:nosuch-model")
+    assert time.monotonic() - started < 5
+    # The same for published CLIP weights (a tag), unless they are in the cache (timed: not open_clip's import).
+    with pytest.raises(GozError, match="clip:ViT-B-32:openai: the weights are not in the local cache and 127.0.0.1"):
+        check_encoder_spec("clip:ViT-B-32:openai")
+    _fake_hub_cache(empty_hub_cache, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
+    assert check_encoder_spec("clip:ViT-B-32:openai") == ("clip", "ViT-B-32:openai")

