@@ -1,6 +1,8 @@
 """Class embeddings from text encoders: MiniLM with its real weights, CLIP towers randomly initialised."""
 
+import hashlib
 import json
+import logging
 import socket
 import sys
 import time
@@ -15,11 +17,13 @@ from goz.cli import main
 from goz.errors import GozError
 from goz.semantics.encoders import (
     IMAGENET_TEMPLATES,
+    TextEncoder,
     check_encoder_spec,
+    check_template,
     create_encoder,
+    curated_class_names,
     embed_classes,
     load_clip,
-    check_template,
     read_templates,
 )
 from goz.store import write_store
@@ -270,3 +274,80 @@ def test_an_unreachable_hub_is_found_without_waiting(monkeypatch, empty_hub_cach
         check_encoder_spec("clip:ViT-B-32:openai")
     _fake_hub_cache(empty_hub_cache, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
     assert check_encoder_spec("clip:ViT-B-32:openai") == ("clip", "ViT-B-32:openai")
+
+
+class RecordingEncoder(TextEncoder):
+    """A prompt encoder whose vector of a text is a function of the text alone; it records what it saw."""
+
+    uses_prompts = True
+
+    def __init__(self):
+        super().__init__("recording", batch_size=4)
+        self.texts = []
+
+    @property
+    def dim(self):
+        return 8
+
+    def encode_batch(self, texts):
+        self.texts += texts
+        return np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], np.uint8) for t in texts],
+                        np.float32) - 127.5
+
+
+BIRD_CRANE, MACHINE_CRANE, TENCH = "n02012849", "n03126707", "n01440764"
+
+
+def test_curated_class_names_are_clips_one_name_per_ilsvrc_class():
+    from goz.assets.packaged import IMAGENET_TESTSETS, packaged_path
+    from goz.splits.registry import read_testset
+    names = curated_class_names()
+    assert list(names) == sorted(read_testset(packaged_path(IMAGENET_TESTSETS), "train"))  # ILSVRC-2012 order
+    assert (names[TENCH], names[BIRD_CRANE], names[MACHINE_CRANE]) == ("tench", "crane bird", "construction crane")
+    assert names["n15075141"] == "toilet paper" and len(set(names.values())) == 998  # missile, sunglasses twice
+
+
+def test_curated_names_give_one_text_per_class_and_part_the_two_cranes(caplog):
+    templates = ("a photo of a {}.", "itap of a {}.")
+    classes = [TENCH, BIRD_CRANE, MACHINE_CRANE]
+    lemmas_encoder, curated_encoder = RecordingEncoder(), RecordingEncoder()
+    with caplog.at_level(logging.WARNING, logger="goz"):
+        lemmas = embed_classes(lemmas_encoder, classes, templates=templates, progress=False)
+    assert sorted(lemmas_encoder.texts) == sorted(t.format(n) for n in ("tench", "Tinca tinca", "crane", "crane")
+                                                  for t in templates)
+    assert lemmas.duplicate_vectors() == [[BIRD_CRANE, MACHINE_CRANE]] and lemmas.attrs["class_names"] == "lemmas"
+    assert f"{BIRD_CRANE} = {MACHINE_CRANE}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="goz"):
+        curated = embed_classes(curated_encoder, classes, templates=templates, class_names="curated", progress=False)
+    assert sorted(curated_encoder.texts) == sorted(t.format(n) for n in ("tench", "crane bird", "construction crane")
+                                                   for t in templates)
+    assert curated.duplicate_vectors() == [] and "share one class vector" not in caplog.text
+    assert (curated.attrs["class_names"], curated.attrs["curated_classes"]) == ("curated", 3)
+    # Classes outside ILSVRC-2012 keep their lemmas, said in a warning; the gloss alone names nothing.
+    encoder = RecordingEncoder()
+    with caplog.at_level(logging.WARNING, logger="goz"):
+        embed_classes(encoder, [TENCH, "n02084071"], templates=("{}",), class_names="curated", progress=False)
+    assert "1 of 2 classes are not ILSVRC-2012 classes" in caplog.text and "n02084071" in caplog.text
+    assert sorted(encoder.texts) == ["Canis familiaris", "dog", "domestic dog", "tench"]
+    with pytest.raises(GozError, match="--text gloss embeds no name"):
+        embed_classes(encoder, [TENCH], text="gloss", class_names="curated", progress=False)
+    with pytest.raises(GozError, match="--class-names 'wordnet'"):
+        embed_classes(encoder, [TENCH], class_names="wordnet", progress=False)
+
+
+def test_goz_embed_class_names_curated(tiny_clip, tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{BIRD_CRANE}\n{MACHINE_CRANE}\n")
+    templates = tmp_path / "templates.txt"
+    templates.write_text("a photo of a {}.\n")
+    out = tmp_path / "curated.h5"
+    assert main(["embed", "--encoder", f"clip:{TINY_CLIP}:{tiny_clip[2]}", "--class-names", "curated", "--prompts",
+                 str(templates), "--classes", str(classes), "--out", str(out), "--quiet"]) == 0
+    assert "class names: curated, 1 prompt templates" in capsys.readouterr().out
+    table = semantics.load(out)
+    model, tokenizer, _ = tiny_clip
+    with torch.no_grad():
+        expected = unit(model.encode_text(tokenizer(["a photo of a crane bird."])).numpy()[0])
+    np.testing.assert_allclose(table.vector(BIRD_CRANE), expected, atol=1e-5)
+    assert table.attrs["class_names"] == "curated" and table.duplicate_vectors() == []

@@ -15,13 +15,17 @@ An encoder spec names the encoder and its weights:
   embedding is the mean of its unit prompt embeddings, re-normalized (the prompt ensemble of the
   CLIP paper). A local checkpoint is recorded as `clip:ARCH:sha256=<hex>`.
 
+Class names (`class_names`): `lemmas`, every WordNet lemma of a class ("tench", "Tinca tinca"), or
+`curated`, the one name per ILSVRC-2012 class of OpenAI CLIP's ImageNet notebook ("crane bird",
+"construction crane"; shipped in goz/data/clip/ with its source and licence), which with the 80
+templates is how CLIP's published ImageNet zero-shot numbers were measured.
+
 Every class embedding is L2-normalized. The table records the spec (`encoder`), the text mode,
 and the templates, so that `goz bench` can check a CLIP store and table come from the same model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -29,20 +33,36 @@ import string
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from goz.assets.packaged import PackagedFile, packaged_path
 from goz.errors import GozError
-from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
+from goz.home import sha256_of
+from goz.progress import progress_bar
 from goz.semantics.table import SemanticsTable
+from goz.wordnet import noun_synsets  # the packaged WordNet is read only when called
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TEXT_MODES", "IMAGENET_TEMPLATES", "TextEncoder", "register_encoder", "list_encoders", "create_encoder",
-           "check_encoder_spec", "check_clip_weights_reachable",
-           "class_texts", "check_template", "read_templates", "embed_classes"]
+__all__ = [
+    "CLASS_NAMES",
+    "IMAGENET_TEMPLATES",
+    "TEXT_MODES",
+    "TextEncoder",
+    "check_clip_weights_reachable",
+    "check_encoder_spec",
+    "check_template",
+    "class_texts",
+    "create_encoder",
+    "curated_class_names",
+    "embed_classes",
+    "list_encoders",
+    "read_templates",
+    "register_encoder",
+]
 
 TEXT_MODES = ("lemmas", "gloss", "both")
 PACKAGED_MINILM = "minilm"
@@ -140,14 +160,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @register_encoder("sentence-transformers")
 class SentenceTransformerEncoder(TextEncoder):
     def __init__(self, spec: str, model, **options):
@@ -225,12 +237,12 @@ def _in_hub_cache(name: str) -> bool:
     caches = [None] + ([os.environ["SENTENCE_TRANSFORMERS_HOME"]] if os.environ.get("SENTENCE_TRANSFORMERS_HOME")
                        else [])
     for repo in [name] if "/" in name else [name, f"sentence-transformers/{name}"]:
-        for cache in caches:
+        for folder in caches:
             for filename in ("modules.json", "config.json"):
                 try:
-                    if isinstance(try_to_load_from_cache(repo, filename, cache_dir=cache), str):
+                    if isinstance(try_to_load_from_cache(repo, filename, cache_dir=folder), str):
                         return True
-                except Exception:  # not a valid repository id: certainly not cached
+                except ValueError:  # HFValidationError: not a valid repository id, so certainly not cached
                     break
     return False
 
@@ -351,7 +363,7 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
     if pretrained is not None:
         local = Path(pretrained)
         if local.is_file():
-            spec = f"clip:{arch}:sha256={_sha256(local)}"
+            spec = f"clip:{arch}:sha256={sha256_of(local)}"
             pretrained = str(local)
         elif pretrained.startswith("sha256="):
             raise GozError(f"clip:{arch}:{pretrained}: give the checkpoint file itself; its sha256 is recorded")
@@ -417,14 +429,31 @@ def read_templates(path: str | Path) -> tuple[str, ...]:
     return tuple(templates)
 
 
+CLASS_NAMES = ("lemmas", "curated")
+CURATED_NAMES = PackagedFile(
+    "clip/imagenet-classnames.tsv", "2bcfd63349c6beee07f8007783362c0c681d15943b5a9a5dd93c3e113c60d8b2",
+    "IMAGENET_CLASSNAMES of src/open_clip/zero_shot_metadata.py, open_clip_torch 3.3.0 (from OpenAI CLIP's "
+    "notebooks/Prompt_Engineering_for_ImageNet.ipynb), paired with the sorted ILSVRC-2012 wnids")
+
+
+@cache
+def curated_class_names() -> dict[str, str]:
+    """wnid -> the one curated name of each of the 1000 ILSVRC-2012 classes that CLIP's ImageNet zero-shot
+    numbers used ("tench", "crane bird", "construction crane"); source and licence in goz/data/clip/."""
+    path = packaged_path(CURATED_NAMES)
+    names = dict(line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines())
+    return names
+
+
 def _name(lemma: str) -> str:
     return lemma.replace("_", " ")
 
 
-def class_texts(hierarchy, wnid: str, text: str, prompts: bool) -> list[str]:
+def class_texts(hierarchy, wnid: str, text: str, prompts: bool, names: dict[str, str] | None = None) -> list[str]:
     """The texts a class is embedded from (before templates). Without prompts: one text per class.
-    With prompts (CLIP): one name per lemma (`lemmas`), "first lemma, gloss" (`both`), or the gloss."""
-    lemmas = [_name(lemma) for lemma in hierarchy.lemmas(wnid)]
+    With prompts (CLIP): one name per lemma (`lemmas`), "first lemma, gloss" (`both`), or the gloss.
+    `names` (wnid -> name, e.g. `curated_class_names()`) replaces the lemmas of the classes it holds."""
+    lemmas = [names[wnid]] if names and wnid in names else [_name(lemma) for lemma in hierarchy.lemmas(wnid)]
     gloss = hierarchy.gloss(wnid) if text != "lemmas" else ""
     if text != "lemmas" and not gloss:
         raise GozError(f"{wnid} has no WordNet gloss: use --text lemmas")
@@ -440,10 +469,11 @@ class _Prompts:
     owners: np.ndarray   # (len(texts),) index of the class each text belongs to
 
 
-def _prompts(wnids: Sequence[str], hierarchy, text: str, templates: Sequence[str] | None) -> _Prompts:
+def _prompts(wnids: Sequence[str], hierarchy, text: str, templates: Sequence[str] | None,
+             class_names: dict[str, str] | None) -> _Prompts:
     texts, owners = [], []
     for row, wnid in enumerate(wnids):
-        names = class_texts(hierarchy, wnid, text, prompts=templates is not None)
+        names = class_texts(hierarchy, wnid, text, prompts=templates is not None, names=class_names)
         expanded = [t.format(name) for name in names for t in templates] if templates is not None else names
         texts += expanded
         owners += [row] * len(expanded)
@@ -451,16 +481,23 @@ def _prompts(wnids: Sequence[str], hierarchy, text: str, templates: Sequence[str
 
 
 def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=None, *, text: str = "lemmas",
-                  templates: Sequence[str] | str | Path | None = None, device: str = "cpu", batch_size: int = 256,
-                  progress: bool = True) -> SemanticsTable:
+                  templates: Sequence[str] | str | Path | None = None, class_names: str = "lemmas",
+                  device: str = "cpu", batch_size: int = 256, progress: bool = True) -> SemanticsTable:
     """The semantics table of `wnids` embedded by a text encoder (see the module docstring).
 
     `text`: lemmas | gloss | both. `templates`: prompt templates (a sequence, or a file with one per
     line) for prompt encoders (CLIP); default the 80 ImageNet templates of the CLIP paper; refused for
-    sentence encoders. Every class gets a unit vector; `hierarchy` defaults to the packaged WordNet.
+    sentence encoders. `class_names`: `lemmas` (every WordNet lemma of a class) or `curated` (the one
+    name per ILSVRC-2012 class of CLIP's ImageNet notebook, `curated_class_names()`; other classes keep
+    their lemmas, with a warning). Every class gets a unit vector; `hierarchy` defaults to the packaged
+    WordNet. A warning names the classes that end up sharing one vector (`SemanticsTable.duplicate_vectors`).
     """
     if text not in TEXT_MODES:
         raise GozError(f"--text {text!r}: choose from {', '.join(TEXT_MODES)}")
+    if class_names not in CLASS_NAMES:
+        raise GozError(f"--class-names {class_names!r}: choose from {', '.join(CLASS_NAMES)}")
+    if class_names == "curated" and text == "gloss":
+        raise GozError("--class-names curated names the classes; --text gloss embeds no name (use lemmas or both)")
     # A model that cannot load fails before anything slow (WordNet, the model itself).
     kind, rest = check_encoder_spec(encoder) if isinstance(encoder, str) else (None, None)
     hierarchy, wnids = noun_synsets(wnids, hierarchy)
@@ -479,7 +516,14 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
     elif templates is not None:
         raise GozError(f"{encoder.spec}: prompt templates are for CLIP text towers; a sentence encoder embeds "
                        "the class text as it is (drop --prompts)")
-    prompts = _prompts(wnids, hierarchy, text, templates)
+    names = curated_class_names() if class_names == "curated" else None
+    if names is not None:
+        uncurated = [w for w in wnids if w not in names]
+        if uncurated:
+            log.warning("%d of %d classes are not ILSVRC-2012 classes and have no curated name: they are embedded "
+                        "from their WordNet lemmas (%s%s)", len(uncurated), len(wnids), ", ".join(uncurated[:5]),
+                        " ..." if len(uncurated) > 5 else "")
+    prompts = _prompts(wnids, hierarchy, text, templates, names)
     # Texts of similar length batched together: a batch is padded to its longest text.
     order = np.argsort([len(t) for t in prompts.texts], kind="stable")
     prompts = _Prompts([prompts.texts[i] for i in order], prompts.owners[order])
@@ -487,13 +531,16 @@ def embed_classes(encoder: str | TextEncoder, wnids: Sequence[str], hierarchy=No
     # summed batch by batch, so 21K classes x 80 templates never sit in memory at once.
     sums = np.zeros((len(wnids), encoder.dim), dtype=np.float64)
     step = encoder.batch_size
-    with tqdm(total=len(prompts.texts), desc=f"embedding {len(wnids)} classes ({encoder.spec})", unit="text",
-              disable=not progress) as bar:
+    with progress_bar(total=len(prompts.texts), enabled=progress, desc=f"embedding {len(wnids)} classes "
+                      f"({encoder.spec})", unit="text") as bar:
         for start in range(0, len(prompts.texts), step):
             batch = prompts.texts[start:start + step]
             np.add.at(sums, prompts.owners[start:start + step], _unit(encoder.encode_batch(batch)))
             bar.update(len(batch))
     attrs = {"encoder": encoder.spec, "text": text, "templates": "\n".join(templates) if templates else "",
              "n_templates": len(templates) if templates else 0, "classes": len(wnids), "missing_count": 0,
-             "missing": "", "normalized": True}
-    return SemanticsTable(wnids, _unit(sums.astype(np.float32)), attrs)
+             "missing": "", "normalized": True, "class_names": class_names,
+             "curated_classes": sum(w in names for w in wnids) if names is not None else 0}
+    table = SemanticsTable(wnids, _unit(sums.astype(np.float32)), attrs)
+    table.warn_duplicate_vectors()
+    return table
