@@ -40,6 +40,7 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 import goz
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.extract.dataset import SkippedImage, load_rgb
 from goz.home import sha256_of
@@ -190,12 +191,7 @@ def load_backbone(backbone: str = DEFAULT_BACKBONE, *, weights: str | None = Non
     """
     if precision not in PRECISIONS:
         raise GozError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError as error:
-        raise GozError(f"bad device {device!r}: {error}") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise GozError(f"device {device!r} requested but CUDA is not available on this machine")
+    torch_device = resolve_device(device)
     family, name, tag = parse_backbone(backbone)
     if weights is not None and family != "torchvision":
         raise GozError(f"--weights names torchvision weight sets; {backbone} takes its weights from its spec "

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from goz.assets.packaged import PackagedFile, packaged_path
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.home import sha256_of
 from goz.progress import progress_bar
@@ -356,7 +357,6 @@ def load_clip(arch: str, pretrained: str | None, device: str = "cpu"):
         import open_clip
     except ImportError:
         raise GozError("open_clip is not installed: pip install 'goz[text]'") from None
-    from goz.models.training import resolve_device
     if arch not in open_clip.list_models():
         raise GozError(f"clip:{arch}: not an open_clip architecture (see open_clip.list_models(), e.g. ViT-B-32)")
     spec = f"clip:{arch}"
