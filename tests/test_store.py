@@ -1,10 +1,16 @@
+import hashlib
+import threading
+import time
+
 import h5py
 import numpy as np
+import psutil
 import pytest
 
+from goz import store as store_module
 from goz.cli import main
 from goz.errors import StoreError
-from goz.store import FeatureStore, write_store
+from goz.store import FeatureStore, combine_digests, write_store
 
 
 def _classes(rng, n_classes=3, n=5, dim=8):
@@ -111,3 +117,92 @@ def test_row_limits_are_checked(tmp_path):
                 store.load(per_class=bad)
             with pytest.raises(StoreError, match="per_class"):
                 store.class_means(per_class=bad)
+
+
+def _whole_read_digest(wnid, features, ids):
+    """The class digest as goz computed it before hashing in blocks: one read of each dataset."""
+    digest = hashlib.sha256(f"{wnid}:{features.shape}".encode())
+    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
+    digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def test_fingerprint_hashed_in_blocks_equals_the_whole_read_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
+    classes = _classes(np.random.default_rng(3), n=40)
+    recorded = write_store(tmp_path / "goz.h5", classes)
+    foreign = tmp_path / "foreign.h5"  # no recorded digests; chunked, float64 and int32 as other writers store them
+    with h5py.File(foreign, "w") as h5:
+        for wnid, (features, ids) in classes.items():
+            h5.create_dataset(f"images/{wnid}", data=features.astype(np.float64), chunks=(7, 8))
+            h5.create_dataset(f"idx/{wnid}", data=ids.astype(np.int32), chunks=(5,))
+    reference = combine_digests({w: _whole_read_digest(w, x, i) for w, (x, i) in classes.items()})
+    monkeypatch.setattr(store_module, "BLOCK_BYTES", 100)  # 3 rows of features, 12 ids per block
+    with FeatureStore(foreign) as store:
+        assert store.content_fingerprint() == reference
+    with FeatureStore(recorded) as store:
+        assert store.content_fingerprint() == reference
+
+
+def _peak_rss_growth(action) -> int:
+    """Bytes the process's resident memory grew by at its peak while `action()` ran (sampled every 5 ms)."""
+    process, peak, done = psutil.Process(), [0], threading.Event()
+    start = process.memory_info().rss
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss - start)
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        action()
+    finally:
+        done.set()
+        sampler.join()
+    return peak[0]
+
+
+@pytest.mark.parametrize("layout", ["chunked", "contiguous"])
+def test_a_class_declared_larger_than_the_file_is_refused_before_any_read(tmp_path, monkeypatch, layout):
+    monkeypatch.setenv("GOZ_HOME", str(tmp_path / "home"))
+    path = tmp_path / "huge.h5"
+    rows = 2_500_000  # x 1024 float32: 10 GB declared in a file of a few MB
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("images/n00000001", data=np.ones((3, 1024), np.float32))
+        h5.create_dataset("idx/n00000001", data=np.arange(3))
+        chunks = {"chunks": (1024, 1024)} if layout == "chunked" else {}
+        huge = h5.create_dataset("images/n00000002", shape=(rows, 1024), dtype=np.float32, **chunks)
+        h5.create_dataset("idx/n00000002", data=np.arange(rows))
+        if layout == "chunked":
+            huge[:2048] = 1.0  # two chunks written, 2,440 never
+    assert path.stat().st_size < 50e6
+    started = time.monotonic()
+    errors = []
+
+    def fingerprint():
+        with FeatureStore(path) as store, pytest.raises(StoreError) as error:
+            store.content_fingerprint()
+        errors.append(str(error.value))
+    assert _peak_rss_growth(fingerprint) < 500e6
+    assert time.monotonic() - started < 5
+    message = errors[0]
+    assert str(path) in message and "class n00000002: features: declares (2500000, 1024) float32" in message
+    assert ("2 of its 2442 chunks are written" if layout == "chunked" else "the file holds 0 bytes") in message
+    assert "re-run goz extract" in message and "\n" not in message
+    with FeatureStore(path) as store:  # every reader checks first, not only the fingerprint
+        np.testing.assert_array_equal(store.features("n00000001"), np.ones((3, 1024)))
+        with pytest.raises(StoreError, match="n00000002: features: declares"):
+            store.features("n00000002", limit=1)
+        with pytest.raises(StoreError, match="n00000002: features: declares"):
+            store.validate()
+
+
+def test_values_in_other_files_are_refused(tmp_path):
+    (tmp_path / "raw.bin").write_bytes(np.ones((3, 4), np.float32).tobytes())
+    path = tmp_path / "external.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("images/n00000001", shape=(3, 4), dtype="<f4", external=[(str(tmp_path / "raw.bin"), 0, 48)])
+        h5.create_dataset("idx/n00000001", data=np.arange(3))
+    with FeatureStore(path) as store, pytest.raises(StoreError, match="values live in other files"):
+        store.features("n00000001")

@@ -148,6 +148,10 @@ IMAGENET_TESTSETS = PackagedFile(
 IMAGENET_SPLIT = PackagedFile(
     "imagenet/imagenet-split.json", "5ef05994c73485529b7e6a556915c642e1bd3252e419e43df4ccbd8a27c0f454",
     f"{DGP_REPOSITORY}/materials/imagenet-split.json")  # `train` + `test` in make_induced_graph.py's order
+CLIP_IMAGENET_CLASSNAMES = PackagedFile(
+    "clip/imagenet-classnames.tsv", "2bcfd63349c6beee07f8007783362c0c681d15943b5a9a5dd93c3e113c60d8b2",
+    "IMAGENET_CLASSNAMES of src/open_clip/zero_shot_metadata.py, open_clip_torch 3.3.0 (from OpenAI CLIP's "
+    "notebooks/Prompt_Engineering_for_ImageNet.ipynb), paired with the sorted ILSVRC-2012 wnids")
 IMAGENET_TESTSET_NAMES = ("2-hops", "3-hops", "all")  # the sets the papers report on; `train` is ILSVRC-2012
 
 

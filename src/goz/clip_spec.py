@@ -89,6 +89,9 @@ def create_clip_model(weights: ClipWeights, device=None):
                 model = model.to(device)
     except Exception as error:  # a download refused offline, an unknown tag, a corrupt or mismatched checkpoint
         first_line = str(error).splitlines()[0] if str(error) else ""
+        if weights.checkpoint is not None:
+            raise GozError(f"{weights.checkpoint}: not an open_clip {weights.arch} checkpoint "
+                           f"({type(error).__name__}: {first_line})") from None
         raise GozError(f"could not create {weights.spec} ({type(error).__name__}: {first_line}); on a machine "
                        f"without internet give a local open_clip checkpoint (clip:{weights.arch}:/path/to/file.pt "
                        f"or --weights-file PATH)") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,16 +21,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from goz.errors import StoreError
 from goz.home import data_home, write_text_atomic
 from goz.names import WNID_PATTERN
+from goz.progress import progress_bar
 from goz.provenance import SYNTHETIC_DATA
 
 FEATURES_GROUP = "images"
 IDS_GROUP = "idx"
 
+BLOCK_BYTES = 64 << 20  # hashing and validation read a class this many bytes of rows at a time
 
 
 def check_wnid(wnid: str, where: str = "") -> str:
@@ -63,6 +65,7 @@ class FeatureStore:
             self._file.close()
             raise
         self._checked: set[str] = set()
+        self._stored: set[str] = set()  # classes whose declared sizes were checked against the file
         self._dim: int | None = None
 
     def _open_groups(self) -> None:
@@ -136,6 +139,11 @@ class FeatureStore:
             raise StoreError(f"{where}: dimension {features.shape[1]} differs from the store's {self._dim}")
         if self._dim is None:
             self._dim = features.shape[1]
+        if wnid not in self._stored:
+            with _reading(where):
+                _check_stored(features, f"{where}: features")
+                _check_stored(ids, f"{where}: ids")
+            self._stored.add(wnid)
         return features.shape
 
     def count(self, wnid: str) -> int:
@@ -265,11 +273,15 @@ class FeatureStore:
         if isinstance(known, dict) and isinstance(known.get(key), str):
             return known[key]
         digests = {}
-        for wnid in tqdm(self.classes, desc=f"fingerprint {self.path.name}", unit="class", disable=not progress):
+        for wnid in progress_bar(self.classes, enabled=progress, desc=f"fingerprint {self.path.name}", unit="class"):
             with _reading(f"{self.path}: class {wnid}"):
                 recorded_class = self._features[wnid].attrs.get(CLASS_DIGEST_ATTR)
-                digests[wnid] = (_plain(recorded_class) if recorded_class is not None
-                                 else class_digest(wnid, self._features[wnid][()], self._ids[wnid][()]))
+            if recorded_class is not None:
+                digests[wnid] = _plain(recorded_class)
+                continue
+            self._dataset_shape(wnid)  # structure, and declared sizes the file really holds, before any read
+            with _reading(f"{self.path}: class {wnid}"):
+                digests[wnid] = class_digest(wnid, self._features[wnid], self._ids[wnid])
         fingerprint = combine_digests(digests)
         known = (known if isinstance(known, dict) else {}) | {key: fingerprint}
         try:
@@ -282,10 +294,10 @@ class FeatureStore:
         """Reads every class once; raises StoreError on the first problem (naming file and class)."""
         for wnid in self.classes:
             check_wnid(wnid, f"{self.path}: ")
-            for start in range(0, self.count(wnid), 65536):
-                with _reading(f"{self.path}: class {wnid}"):
-                    rows = self._features[wnid][start:start + 65536]
-                _check_finite(rows, f"{self.path}: class {wnid}")
+            self.count(wnid)
+            with _reading(f"{self.path}: class {wnid}"):
+                for rows in _row_blocks(self._features[wnid]):
+                    _check_finite(rows, f"{self.path}: class {wnid}")
             self.ids(wnid)
 
     def info(self) -> dict:
@@ -301,6 +313,44 @@ class FeatureStore:
             "attrs": self.attrs,
             "links": self.links(),
         }
+
+
+def _check_stored(dataset: h5py.Dataset, where: str) -> None:
+    """Refuses a dataset whose declared size the file does not hold (before anything reads it whole).
+
+    HDF5 reads a chunk never written, or a contiguous dataset never allocated, as its fill value:
+    a 10 GB class of a few KB file would be read (and hashed) as 10 GB of zeros.
+    """
+    declared = math.prod(dataset.shape) * dataset.dtype.itemsize
+    if declared == 0:
+        return
+    fix = "rewrite the class (re-run goz extract for it) or take it out of the store"
+    size = f"{tuple(dataset.shape)} {dataset.dtype} ({declared / 1e9:.3g} GB)"
+    plist = dataset.id.get_create_plist()
+    if plist.get_external_count() or dataset.is_virtual:
+        raise StoreError(f"{where}: its values live in other files (external or virtual dataset), not in this "
+                         f"store; {fix}")
+    layout = plist.get_layout()
+    if layout == h5py.h5d.CHUNKED:
+        total = math.prod(math.ceil(n / c) for n, c in zip(dataset.shape, dataset.chunks))
+        written = dataset.id.get_num_chunks()
+        if written < total:
+            raise StoreError(f"{where}: declares {size} but only {written} of its {total} chunks are written "
+                             f"in the file (an unfinished or damaged store); {fix}")
+    elif layout == h5py.h5d.CONTIGUOUS:
+        offset, file_size = dataset.id.get_offset(), dataset.file.id.get_filesize()
+        if offset is None or offset + declared > file_size:
+            held = 0 if offset is None else max(0, file_size - offset)
+            raise StoreError(f"{where}: declares {size} but the file holds {held} bytes of it (an unfinished, "
+                             f"truncated or damaged store); {fix}")
+
+
+def _row_blocks(dataset) -> Iterator[np.ndarray]:
+    """A dataset's (or an array's) rows, about BLOCK_BYTES at a time: bounded memory for any class size."""
+    row_bytes = max(1, math.prod(dataset.shape[1:]) * dataset.dtype.itemsize)
+    step = max(1, BLOCK_BYTES // row_bytes)
+    for start in range(0, dataset.shape[0], step):
+        yield dataset[start:start + step]
 
 
 def _check_finite(rows: np.ndarray, where: str) -> None:
@@ -350,11 +400,17 @@ CLASS_DIGEST_ATTR = "sha256"           # on images/<wnid>: digest of that class'
 FINGERPRINT_ATTR = "content_fingerprint"  # on the file: digest of every class digest, in wnid order
 
 
-def class_digest(wnid: str, features: np.ndarray, ids: np.ndarray) -> str:
-    """sha256 of one class as stored (wnid, shape, little-endian float32 rows, int64 ids)."""
-    digest = hashlib.sha256(f"{wnid}:{features.shape}".encode())
-    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
-    digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+def class_digest(wnid: str, features, ids) -> str:
+    """sha256 of one class as stored (wnid, shape, little-endian float32 rows, int64 ids).
+
+    `features` and `ids` are arrays or h5py datasets; they are read BLOCK_BYTES of rows at a time,
+    so memory stays bounded and the digest is the one of the whole arrays.
+    """
+    digest = hashlib.sha256(f"{wnid}:{tuple(int(n) for n in features.shape)}".encode())
+    for rows in _row_blocks(features):
+        digest.update(np.ascontiguousarray(rows, dtype="<f4"))
+    for rows in _row_blocks(ids):
+        digest.update(np.ascontiguousarray(rows, dtype="<i8"))
     return digest.hexdigest()
 
 
@@ -403,7 +459,7 @@ class StoreBuilder:
         rows = source[FEATURES_GROUP][wnid]
         digest = rows.attrs.get(CLASS_DIGEST_ATTR)
         if digest is None:  # written before digests were recorded: compute it once now
-            digest = class_digest(wnid, rows[()], source[IDS_GROUP][wnid][()])
+            digest = class_digest(wnid, rows, source[IDS_GROUP][wnid])
         source.copy(rows, self.features_group, wnid)
         source.copy(source[IDS_GROUP][wnid], self.ids_group, wnid)
         self.features_group[wnid].attrs[CLASS_DIGEST_ATTR] = self.digests[wnid] = str(digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_final_layers_and_preprocessing_of_other_torchvision_models():
     with pytest.raises(GozError, match="no final 1000-way linear layer"):
         backbones._replace_final_layer(torchvision.models.squeezenet1_0(), "squeezenet1_0")
     for bad, message in (("resnet5", "not a torchvision classification model"), ("foo:bar", "unknown backbone family"),
-                         ("timm:no_such_model", "unknown timm model"), ("clip:No-Such", "unknown open_clip")):
+                         ("timm:no_such_model", "unknown timm model"), ("clip:No-Such", "clip:No-Such: not an open_clip architecture")):
         with pytest.raises(GozError, match=message):
             load_backbone(bad)
     with pytest.raises(GozError, match="unknown weights 'imagenet21k' for resnet50"):
@@ -126,7 +127,7 @@ def test_clip_image_tower_random_and_from_a_local_checkpoint(tmp_path, images):
     assert attrs["backbone"] == f"clip:ViT-S-32:sha256={digest}" and attrs["weights"] == "custom"
     assert not np.allclose(other, features)
     assert verify(shards, tmp_path / "ckpt.h5", recompute=1, weights_file=tmp_path / "clip.pt").ok
-    with pytest.raises(GozError, match="pass --weights-file"):
+    with pytest.raises(GozError, match="was made from a local checkpoint: give that file \(--weights-file PATH"):
         load_backbone(f"clip:ViT-S-32:sha256={digest}")
     with pytest.raises(GozError, match="sha256 differs"):
         load_backbone("clip:ViT-S-32:sha256=0123", weights_file=tmp_path / "clip.pt")
@@ -138,3 +139,24 @@ def test_a_store_refuses_another_backbone(tmp_path, images):
         torch.manual_seed(0)
         torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
         extract(images, tmp_path / "f.h5", backbone="resnet18", weights_file=tmp_path / "r18.pth", progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({1: torch.zeros(3)}, "key 1 \\(int\\) is not a parameter name"),
+    (torch.zeros(3), "holds a value of type Tensor, not a state dict"),
+    ([torch.zeros(3)], "holds a value of type list, not a state dict"),
+    ({"model": {"fc.weight": torch.zeros(3)}}, "'model' is of type dict, not a tensor"),
+    ({"state_dict": {"fc.weight": torch.zeros(3), "epoch": 3}}, "'epoch' is of type int, not a tensor"),
+])
+def test_a_weights_file_that_is_not_a_state_dict_is_a_clear_error(tmp_path, images, capsys, content, message):
+    torch.save(content, tmp_path / "bad.pt")
+    for backbone in ("resnet18", "timm:resnet18"):
+        with pytest.raises(GozError, match=message) as error:
+            load_backbone(backbone, weights_file=tmp_path / "bad.pt")
+        assert str(tmp_path / "bad.pt") in str(error.value) and "state_dict()" in str(error.value)
+    assert main(["extract", str(images), str(tmp_path / "f.h5"), "--backbone", "resnet18",
+                 "--weights-file", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err and not (tmp_path / "f.h5").exists()
+    with pytest.raises(GozError, match=f"{tmp_path / 'bad.pt'}: not an open_clip ViT-S-32 checkpoint"):
+        load_backbone("clip:ViT-S-32", weights_file=tmp_path / "bad.pt")

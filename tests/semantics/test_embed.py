@@ -258,3 +258,43 @@ def test_cli_embeds_every_node_of_the_published_imagenet_graph(tmp_path, capsys)
     assert "of 32324 classes, dimension 2" in capsys.readouterr().out
     table = semantics.load(out)
     assert {"n02084071", "n02085620"} <= set(table.wnids) and table.attrs["classes"] == 32_324
+
+
+BIRD_CRANE, MACHINE_CRANE, TENCH = "n02012849", "n03126707", "n01440764"
+
+
+def test_goz_embed_warns_naming_the_classes_that_share_a_vector(tmp_path, capsys, caplog):
+    # The ILSVRC-2012 bird and machine both have the single WordNet lemma "crane": one word vector.
+    archive = tmp_path / "glove.txt"
+    archive.write_text(glove_text({"crane": [1.0, 2.0], "tench": [0.0, 1.0], "tinca": [3.0, 1.0]}))
+    classes = tmp_path / "classes.txt"
+    classes.write_text(f"{TENCH}\n{BIRD_CRANE}\n{MACHINE_CRANE}\n")
+    with caplog.at_level(logging.WARNING, logger="goz"):
+        assert main(["embed", "--vectors", str(archive), "--classes", str(classes), "--out", str(tmp_path / "t.h5")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 group(s) of classes share one class vector" in w and f"{BIRD_CRANE} = {MACHINE_CRANE}" in w
+               for w in warnings), warnings
+    table = semantics.load(tmp_path / "t.h5")
+    assert table.duplicate_vectors() == [[BIRD_CRANE, MACHINE_CRANE]]
+    assert table.duplicate_vectors([MACHINE_CRANE, TENCH, BIRD_CRANE]) == [[MACHINE_CRANE, BIRD_CRANE]]
+    assert table.duplicate_vectors([TENCH, BIRD_CRANE, "n09999999"]) == []  # a class without a vector is ignored
+    with pytest.raises(SystemExit):  # --class-names is for text encoders
+        main(["embed", "--vectors", str(archive), "--classes", str(classes), "--class-names", "wordnet",
+              "--out", str(tmp_path / "t.h5")])
+    assert main(["embed", "--vectors", str(archive), "--classes", str(classes), "--class-names", "curated",
+                 "--out", str(tmp_path / "t.h5")]) == 2
+    assert "--class-names and --prompts apply to --encoder" in capsys.readouterr().err
+
+
+def test_duplicate_vectors_groups_equal_and_nearly_equal_rows_only():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+    vectors[7] = vectors[3]
+    vectors[1500] = vectors[3] * np.float32(1 + 2e-7)   # the same text embedded in another batch
+    vectors[11] = vectors[12] = 0.0                      # two zero vectors are one vector too
+    vectors[20] = vectors[21] + 1e-3                     # close, but another vector
+    wnids = [f"n{i:08d}" for i in range(2000)]
+    table = semantics.SemanticsTable(wnids, vectors)
+    assert table.duplicate_vectors() == [[wnids[3], wnids[7], wnids[1500]], [wnids[11], wnids[12]]]
+    assert table.duplicate_vectors([wnids[1500], wnids[20], wnids[3]]) == [[wnids[1500], wnids[3]]]
+    assert semantics.SemanticsTable(wnids[:1], vectors[:1]).duplicate_vectors() == []

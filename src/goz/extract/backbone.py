@@ -41,6 +41,7 @@ from torchvision.transforms import InterpolationMode
 
 import goz
 from goz.clip_spec import CLIP_SEED, create_clip_model, parse_clip_spec
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.extract.dataset import SkippedImage, load_rgb
 from goz.home import sha256_of
@@ -190,12 +191,7 @@ def load_backbone(backbone: str = DEFAULT_BACKBONE, *, weights: str | None = Non
     """
     if precision not in PRECISIONS:
         raise GozError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError as error:
-        raise GozError(f"bad device {device!r}: {error}") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise GozError(f"device {device!r} requested but CUDA is not available on this machine")
+    torch_device = resolve_device(device)
     family, name, tag = parse_backbone(backbone)
     if weights is not None and family != "torchvision":
         raise GozError(f"--weights names torchvision weight sets; {backbone} takes its weights from its spec "
@@ -294,8 +290,16 @@ def _read_weights_file(path: Path) -> dict:
                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise GozError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    fix = "save the model's state_dict(), a mapping of parameter names to tensors"
+    if not isinstance(state, dict):
+        raise GozError(f"{path}: holds a value of type {type(state).__name__}, not a state dict; {fix}")
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise GozError(f"{path}: not a state dict: key {key!r} ({type(key).__name__}) is not a parameter "
+                           f"name; {fix}")
+        if not isinstance(value, torch.Tensor):
+            raise GozError(f"{path}: not a state dict: the value of {key!r} is of type {type(value).__name__}, "
+                           f"not a tensor; {fix}")
     return state
 
 

@@ -66,6 +66,54 @@ class SemanticsTable:
                         role, ", ".join(missing[:10]), " ..." if len(missing) > 10 else "")
         return kept, self.vectors[[self._row[w] for w in kept]] if kept else np.zeros((0, self.dim), np.float32)
 
+    def duplicate_vectors(self, wnids: Sequence[str] | None = None, tolerance: float = 1e-5) -> list[list[str]]:
+        """Groups of classes among `wnids` (default: all; classes without a vector are ignored) that share
+        one vector: ||a - b|| <= tolerance * max(||a||, ||b||), so equal texts embedded in different
+        batches count too. A model cannot tell the classes of a group apart. Groups in `wnids` order.
+
+        >>> table.duplicate_vectors(["n02012849", "n03126707", "n01440764"])  # both "crane"
+        [['n02012849', 'n03126707']]
+        """
+        wnids = [w for w in dict.fromkeys(self.wnids if wnids is None else wnids) if w in self._row]
+        if len(wnids) < 2:
+            return []
+        vectors = self.vectors[[self._row[w] for w in wnids]].astype(np.float64)
+        norms = np.linalg.norm(vectors, axis=1)
+        # Two vectors within d of each other project within d on any unit direction: only neighbours in the
+        # sorted projection can match, so the pairs compared are few (not all C^2).
+        direction = np.random.default_rng(0).standard_normal(vectors.shape[1])
+        direction /= max(np.linalg.norm(direction), 1e-300)
+        keys = vectors @ direction
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        ends = np.searchsorted(sorted_keys, sorted_keys + tolerance * norms.max(), side="right")
+        parent = np.arange(len(wnids))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+        for position in np.flatnonzero(ends > np.arange(len(wnids)) + 1):
+            i, candidates = order[position], order[position + 1:ends[position]]
+            distances = np.linalg.norm(vectors[candidates] - vectors[i], axis=1)
+            for j in candidates[distances <= tolerance * np.maximum(norms[candidates], norms[i])]:
+                parent[root(j)] = root(i)
+        groups: dict[int, list[str]] = {}
+        for index, wnid in enumerate(wnids):
+            groups.setdefault(root(index), []).append(wnid)
+        return [group for group in groups.values() if len(group) > 1]
+
+    def warn_duplicate_vectors(self, wnids: Sequence[str] | None = None, role: str = "classes") -> list[list[str]]:
+        """`duplicate_vectors(wnids)`, each group named in one logged warning."""
+        groups = self.duplicate_vectors(wnids)
+        if groups:
+            shown = "; ".join(" = ".join(group) for group in groups[:20])
+            log.warning("%d group(s) of %s share one class vector, so no model can tell them apart (e.g. two "
+                        "classes with the same name): %s%s", len(groups), role, shown,
+                        f"; ... ({len(groups) - 20} more)" if len(groups) > 20 else "")
+        return groups
+
     def save(self, path: str | Path) -> Path:
         """Writes HDF5 (or .npz by suffix) atomically."""
         return write_wnid_arrays(path, self.wnids, {"vectors": self.vectors}, self.attrs)

@@ -303,4 +303,5 @@ def embed(vectors_path: str | Path, wnids: Sequence[str], hierarchy=None, *, fmt
              "missing_count": len(missing), "missing": " ".join(missing), "normalized": normalize,
              "lemma_case": lemma_case}
     table = SemanticsTable(kept, np.array(rows, np.float32).reshape(len(kept), dim), attrs)
+    table.warn_duplicate_vectors()  # e.g. the bird and the machine "crane" of ILSVRC-2012: one lemma, one vector
     return table.normalized() if normalize else table
