@@ -283,7 +283,7 @@ def test_goz_embed_warns_naming_the_classes_that_share_a_vector(tmp_path, capsys
               "--out", str(tmp_path / "t.h5")])
     assert main(["embed", "--vectors", str(archive), "--classes", str(classes), "--class-names", "curated",
                  "--out", str(tmp_path / "t.h5")]) == 2
-    assert "--class-names and --prompts apply to --encoder" in capsys.readouterr().err
+    assert "--class-names and --prompts apply to a text encoder (--encoder)" in capsys.readouterr().err
 
 
 def test_duplicate_vectors_groups_equal_and_nearly_equal_rows_only():

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from goz import splits
 from goz.commands.options import add_quiet_option, positive_int
-from goz.errors import GozError
-from goz.home import data_home
-from goz.semantics import LEMMA_CASES, VECTOR_FORMATS, embed
+from goz.catalog import glove_path
+from goz.semantics import LEMMA_CASES, VECTOR_FORMATS, build_semantics
 
 ORDER = 50
 # The owner of both is goz.semantics.encoders (imported on use: torch is slow).
@@ -20,7 +19,7 @@ def add_commands(subparsers) -> None:
                                                  "fastText) or a text encoder (sentence-transformers, CLIP)")
     parser.add_argument("--vectors",
                         help="word-vector file: .txt, .vec, .bin, .gz, or a .zip such as GloVe's glove.6B.zip "
-                             f"(default without --encoder: {data_home() / 'glove' / 'glove.6B.zip'}, where "
+                             f"(default without --encoder: {glove_path()}, where "
                              "`goz fetch` puts it)")
     parser.add_argument("--encoder", metavar="ENCODER",
                         help="a text encoder instead of word vectors: clip:ARCH[:PRETRAINED|CHECKPOINT] "
@@ -54,25 +53,16 @@ def add_commands(subparsers) -> None:
 
 def run_embed(args) -> int:
     wnids = [wnid for split in args.classes for wnid in splits.load(split)]
+    table = build_semantics(wnids, encoder=args.encoder, vectors=args.vectors, fmt=args.format,
+                            member=args.member, normalize=args.normalize, lemma_case=args.lemma_case,
+                            text=args.text, templates=args.prompts, class_names=args.class_names,
+                            device=args.device, batch_size=args.batch_size, progress=not args.quiet)
+    path = table.save(args.out)
     if args.encoder:
-        if args.vectors or args.format or args.member:
-            raise GozError("--encoder and --vectors/--format/--member are exclusive: a table comes from one source")
-        from goz.semantics.encoders import embed_classes
-        table = embed_classes(args.encoder, wnids, text=args.text, templates=args.prompts,
-                              class_names=args.class_names, device=args.device, batch_size=args.batch_size,
-                              progress=not args.quiet)
-        path = table.save(args.out)
         templates = f", {table.attrs['n_templates']} prompt templates" if table.attrs["n_templates"] else ""
         print(f"{path}: {len(table)} classes, dimension {table.dim}, from {table.attrs['encoder']} "
               f"(text: {table.attrs['text']}, class names: {table.attrs['class_names']}{templates})")
         return 0
-    if args.prompts or args.text != "lemmas" or args.class_names != "lemmas":
-        raise GozError("--text, --class-names and --prompts apply to --encoder; word vectors are averaged over "
-                       "the lemmas")
-    vectors = args.vectors or str(data_home() / "glove" / "glove.6B.zip")
-    table = embed(vectors, wnids, fmt=args.format, member=args.member, normalize=args.normalize,
-                  lemma_case=args.lemma_case, progress=not args.quiet)
-    path = table.save(args.out)
     print(f"{path}: {len(table)} of {table.attrs['classes']} classes, dimension {table.dim}, "
           f"from {table.attrs['vectors']} ({table.attrs['format']})")
     if table.attrs["missing_count"]:
