@@ -508,7 +508,7 @@ class WebDatasetShards(ImageSource):
         path = Path(location)
         if path.is_dir():
             return any(e.is_file() and e.name.endswith(".tar") for e in os.scandir(path))
-        return path.is_file()
+        return path.is_file() and not _is_parquet_file(path)
 
     def scan(self) -> ImageTree:
         from webdataset.tariterators import base_plus_ext
@@ -848,7 +848,7 @@ def read_label_map(path: str | Path) -> list[str]:
             raise GozError(f"{path}: not a JSON list; pass {LABEL_MAP_HINT}")
         for label, wnid in enumerate(wnids):
             if not is_wnid(wnid):
-                raise GozError(f"{path}: entry {label} ({str(wnid)[:40]!r}) is not a WordNet id (n + 8 digits); "
+                raise GozError(f"{path}: entry {label} ({json.dumps(wnid)[:40]}) is not a WordNet id (n + 8 digits); "
                                f"pass {LABEL_MAP_HINT}")
     else:
         lines = text.splitlines()
