@@ -298,8 +298,10 @@ def test_device_jpeg_decoding_path(tmp_path):
 
 
 def test_cli_choices_match_the_registries():
+    import goz.extract as api
     from goz.commands import extract as extract_command
     from goz.extract import backbone, sources
 
     assert set(extract_command.SOURCES) == set(sources.SOURCES)
     assert set(extract_command.PRECISIONS) == set(backbone.PRECISIONS)
+    assert extract_command.DTYPES == api.DTYPES
