@@ -693,7 +693,12 @@ class ParquetShards(ImageSource):
                 raise GozError(f"{file}: no class names (the Parquet schema has no Hugging Face label names); pass "
                                f"{LABEL_MAP_HINT}")
             if not id_decided and reader.metadata.num_rows:
-                id_column, id_decided = _choose_id_column(reader, schema), True
+                try:
+                    id_column, id_decided = _choose_id_column(reader, schema), True
+                except (pa.ArrowException, OSError) as error:  # the next file decides
+                    problems.append((label, f"unreadable id column ({_one_line(error)}); not read (download it "
+                                            f"again)"))
+                    continue
             if id_column is not None and not _has_column(schema, id_column):
                 raise GozError(f"{file}: no {id_column} column, which the earlier shards name their images by; "
                                f"the shards are not of one dataset")
