@@ -214,6 +214,15 @@ def test_bad_parquet_files_are_clear_errors(tmp_path, tree):
     assert "not a readable Parquet file" in reasons["train-00002-of-00002.parquet"]
     assert result.images == 5
     assert not list(tmp_path.glob("f.h5.tmp*")) and (tmp_path / "f.h5").exists()
+    # A damaged row group: the rows before it are read, the rest recorded.
+    damaged = write_parquet(tmp_path / "damaged" / "a.parquet", rows, row_group_size=4)
+    page = pq.ParquetFile(damaged).metadata.row_group(1).column(2).data_page_offset  # label of rows 4-7
+    data = bytearray(damaged.read_bytes())
+    data[page:page + 64] = b"\xab" * 64
+    damaged.write_bytes(bytes(data))
+    result = _extract(damaged.parent, tmp_path / "d.h5")
+    assert result.images == 4 and [file for _, file, _ in result.skipped] == ["a.parquet"]
+    assert "unreadable row group 1" in result.skipped[0][2] and "4 rows are" in result.skipped[0][2]
 
 
 def test_bad_rows_are_recorded_skips(tmp_path, tree):

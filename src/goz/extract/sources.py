@@ -42,6 +42,7 @@ with its key, a duplicate id, a Parquet row whose label is not a class, an unrea
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import os
 import re
@@ -58,6 +59,7 @@ from goz.names import (
     IMAGE_ID_REGEX,
     IMAGE_KEY_PATTERN,
     WNID_PATTERN,
+    WNID_REGEX,
     is_wnid,
     parse_image_key,
 )
@@ -626,6 +628,8 @@ def _read_member(file: str, member: tuple[int, int, str]) -> bytes:
 # Columns that may name an image, in order of preference: the first whose first value parses as
 # `<wnid>_<id>` (a file name `<wnid>_<id>.<ext>` or a key, any folder part dropped) gives the ids.
 PARQUET_ID_COLUMNS = ("image.path", "__key__", "id", "key")
+_IMAGE_NAME_OR_KEY = re.compile(rf"^(?P<wnid>{WNID_REGEX})_(?P<id>{IMAGE_ID_REGEX})(\.[^.]+)?$")
+SCAN_BATCH_ROWS = 65536  # label (and id) values read at a time: bounded memory, few calls into Arrow
 LABEL_MAP_HINT = "--label-map FILE (one wnid per line, line i for label i, or a JSON list of wnids)"
 MAX_LABEL_MAP_BYTES = 64 * 2**20
 
@@ -702,20 +706,19 @@ class ParquetShards(ImageSource):
             if id_column is not None and not _has_column(schema, id_column):
                 raise GozError(f"{file}: no {id_column} column, which the earlier shards name their images by; "
                                f"the shards are not of one dataset")
-            first_row = 0
-            for row_group in range(reader.num_row_groups):
-                columns = ["label"] + ([id_column] if id_column else [])
-                try:
-                    table = reader.read_row_group(row_group, columns=columns, use_threads=False)
-                    labels = table.column("label").to_pylist()
-                    keys = _column_values(table, id_column) if id_column else None
-                except (pa.ArrowException, OSError) as error:
-                    problems.append((label, f"unreadable row group {row_group} ({_one_line(error)}); {first_row} "
-                                            f"rows read (download the file again)"))
-                    break
-                for index, value in enumerate(labels):
-                    row = first_row + index
-                    where = f"{label}[{row}]"
+            # Row groups' first rows: a file row is (row group, row in it), what an ImageRef reads by.
+            starts = list(itertools.accumulate((reader.metadata.row_group(g).num_rows
+                                                for g in range(reader.num_row_groups)), initial=0))
+            columns = ["label"] + ([id_column] if id_column else [])
+            for row_group, table in _row_group_tables(reader, starts, columns, label, problems):
+                labels = table.column(0).to_pylist()
+                keys = _column_values(table, id_column) if id_column else None
+                row = starts[row_group]
+                for position, value in enumerate(labels):
+                    while row >= starts[row_group + 1]:
+                        row_group += 1
+                    where, index = f"{label}[{row}]", row - starts[row_group]
+                    row += 1
                     if value is None or not 0 <= value < len(names):
                         problems.append((where, f"label {value} is outside the {len(names)} class names (0 to "
                                                 f"{len(names) - 1}){'' if self.label_map is None else ' of ' + str(self.label_map)}"))
@@ -725,25 +728,56 @@ class ParquetShards(ImageSource):
                         image_id = len(per_class.get(wnid, ()))  # the row's position in its class
                         order: object = image_id
                     else:
-                        named = _image_of_key(keys[index])
+                        key = keys[position]
+                        named = _image_of_key(key)
                         if named is None:
-                            problems.append((where, f"{id_column} {str(keys[index])[:60]!r} is not <wnid>_<id>"))
+                            problems.append((where, f"{id_column} {str(key)[:60]!r} is not <wnid>_<id>"))
                             continue
                         if named[0] != wnid:
                             problems.append((where, f"{id_column} names class {named[0]}, label {value} is {wnid}"))
                             continue
-                        image_id, order = named[1], _basename(str(keys[index]))
+                        image_id, order = named[1], key.rpartition("/")[2]
                     if (wnid, image_id) in found:
                         problems.append((where, f"duplicate image {wnid}_{image_id} (also {found[wnid, image_id]})"))
                         continue
                     found[wnid, image_id] = where
                     per_class.setdefault(wnid, []).append((order, file, row_group, index, where, image_id))
-                first_row += len(labels)
         # Images in name order, as in a folder (positional ids: in storage order).
         classes = [ClassImages(wnid, [ImageRef(image_id, where, file, row_group=row_group, row=index)
                                       for _, file, row_group, index, where, image_id in sorted(per_class[wnid])])
                    for wnid in sorted(per_class)]
         return ImageTree(self.location, classes, problems, self.kind)
+
+
+def _row_group_tables(reader, starts: list[int], columns: list[str], label: str,
+                      problems: list[tuple[str, str]]) -> Iterator[tuple[int, object]]:
+    """(first row group, table of `columns`) over runs of row groups of about SCAN_BATCH_ROWS rows; a damaged
+    row group ends the file with a problem, the row groups before it read."""
+    import pyarrow as pa
+
+    first = 0
+    while first < reader.num_row_groups:
+        last = first + 1
+        while last < reader.num_row_groups and starts[last + 1] - starts[first] <= SCAN_BATCH_ROWS:
+            last += 1
+        try:
+            table = reader.read_row_groups(list(range(first, last)), columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError):
+            table = None
+        if table is not None:
+            yield first, table
+            first = last
+            continue
+        for group in range(first, last):  # one by one, up to the damaged one
+            try:
+                table = reader.read_row_group(group, columns=columns, use_threads=False)
+            except (pa.ArrowException, OSError) as error:
+                problems.append((label, f"unreadable row group {group} ({_one_line(error)}); its rows and those "
+                                        f"after it are not read, {starts[group]} rows are (download the file "
+                                        f"again)"))
+                return
+            yield group, table
+        first = last
 
 
 def _one_line(error: Exception) -> str:
@@ -817,9 +851,11 @@ def _choose_id_column(reader, schema) -> str | None:
 
 
 def _column_values(table, column: str) -> list:
-    """The values of a column read by `read_row_group(columns=[column])`, `image.path` included."""
+    """The values of a column of a table or record batch read with `columns=[column]`, `image.path` included."""
     top, _, child = column.partition(".")
-    values = table.column(top).combine_chunks()
+    values = table.column(top)
+    if hasattr(values, "combine_chunks"):  # a table's column is chunked, a record batch's is not
+        values = values.combine_chunks()
     return (values.field(child) if child else values).to_pylist()
 
 
@@ -827,9 +863,8 @@ def _image_of_key(value: object) -> tuple[str, int] | None:
     """(wnid, id) of `<wnid>_<id>.<ext>` or `<wnid>_<id>`, any folder part dropped."""
     if not isinstance(value, str):
         return None
-    name = _basename(value)
-    match = IMAGE_FILE_PATTERN.match(name)
-    return (match["wnid"], int(match["id"])) if match else parse_image_key(name)
+    match = _IMAGE_NAME_OR_KEY.match(value.rpartition("/")[2])
+    return (match["wnid"], int(match["id"])) if match else None
 
 
 def read_label_map(path: str | Path) -> list[str]:
