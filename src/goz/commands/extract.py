@@ -86,7 +86,8 @@ def run_extract(args) -> int:
 
     result = extract(args.images, args.store, backbone=args.backbone, weights=args.weights,
                      weights_file=args.weights_file, source=args.source, classes=args.classes, ids=args.ids,
-                     label_map=args.label_map, dtype=args.dtype, device=args.device, precision=args.precision, batch_size=args.batch_size,
+                     label_map=args.label_map, dtype=args.dtype, device=args.device, precision=args.precision,
+                     batch_size=args.batch_size,
                      workers=args.workers, threads=args.threads, engine=args.engine, gpu_decode=args.gpu_decode,
                      num_gpus=args.num_gpus, actors=args.actors, ray_address=args.ray_address,
                      progress=not args.quiet)

@@ -105,9 +105,9 @@ def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone =
     `images` is a folder tree, a folder of per-synset tars, a tar of tars, WebDataset shards or Hugging
     Face Parquet shards (`source` forces the kind; `label_map` gives a Parquet source's wnid of each label);
     `classes` and `ids` select. `dtype` is the stored features' ("float32", the published layout, or
-    "float16": half the size, values rounded to 11 significant bits), recorded as the `dtype` attribute. Resumable: classes already in the store
-    (or committed as parts by a killed run) are skipped, new classes are added; batches hold one
-    class each, so a resumed run is bit-identical to an uninterrupted one. `threads` sets torch's
+    "float16": half the size, values rounded to 11 significant bits), recorded as the `dtype` attribute.
+    Resumable: classes already in the store (or committed as parts by a killed run) are skipped, new
+    classes are added; batches hold one class each, so a resumed run is bit-identical to an uninterrupted one. `threads` sets torch's
     intra-op threads (default: all cores). `engine="ray"` runs on a Ray cluster (`ray_address`,
     `num_gpus` per actor, `actors`).
     """

@@ -138,7 +138,7 @@ def _refuse_compressed_tars(folder: Path) -> None:
         if entry.name.endswith(COMPRESSED_TAR_SUFFIXES):
             compressed.append(entry.name)
     if compressed and not readable:
-        example = sorted(compressed)[0]
+        example = min(compressed)
         raise GozError(f"{folder}: holds {len(compressed)} compressed tars (e.g. {example}) and no uncompressed one; "
                        f"goz reads tars in place by offset, which compression prevents: decompress them first "
                        f"(e.g. gunzip {folder}/*.tar.gz)")
@@ -398,7 +398,7 @@ def _parse_braces(text: str) -> list:
                     literal = []
                     if commas:
                         bounds = [i, *commas, j]
-                        parts.append([_parse_braces(text[a + 1:b]) for a, b in zip(bounds, bounds[1:])])
+                        parts.append([_parse_braces(text[a + 1:b]) for a, b in itertools.pairwise(bounds)])
                     else:
                         parts.append(_range(range_match))
                     i = j + 1
@@ -710,6 +710,7 @@ class ParquetShards(ImageSource):
             starts = list(itertools.accumulate((reader.metadata.row_group(g).num_rows
                                                 for g in range(reader.num_row_groups)), initial=0))
             columns = ["label"] + ([id_column] if id_column else [])
+            of_map = "" if self.label_map is None else f" of {self.label_map}"
             for row_group, table in _row_group_tables(reader, starts, columns, label, problems):
                 labels = table.column(0).to_pylist()
                 keys = _column_values(table, id_column) if id_column else None
@@ -721,7 +722,7 @@ class ParquetShards(ImageSource):
                     row += 1
                     if value is None or not 0 <= value < len(names):
                         problems.append((where, f"label {value} is outside the {len(names)} class names (0 to "
-                                                f"{len(names) - 1}){'' if self.label_map is None else ' of ' + str(self.label_map)}"))
+                                                f"{len(names) - 1}){of_map}"))
                         continue
                     wnid = names[value]
                     if keys is None:
