@@ -5,6 +5,9 @@ Layout, exactly as the published GOZ features use it::
     images/<wnid>   float32 (N, D)   pooled visual features of class <wnid>
     idx/<wnid>      int64   (N,)     original image ids, row for row
 
+`StoreBuilder(..., dtype=np.float16)` writes float16 features instead (half the size, e.g. for
+ImageNet-21K); the reader accepts any floating dtype and returns float32.
+
 Anything else (model, weights, preprocessing, versions) lives in optional attributes. A file
 written here opens with plain h5py code written for the original files, and vice versa.
 """
@@ -426,9 +429,14 @@ class StoreBuilder:
     name exactly which features decided it (`FeatureStore.content_fingerprint`).
     """
 
-    def __init__(self, path: str | Path, attrs: dict | None = None):
+    FEATURE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
+    def __init__(self, path: str | Path, attrs: dict | None = None, dtype=np.float32):
         self.path = Path(path)
         self.attrs = dict(attrs or {})
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in self.FEATURE_DTYPES:
+            raise StoreError(f"{self.path}: features are stored as float32 or float16, not {self.dtype}")
         self.temporary = self.path.with_name(self.path.name + ".tmp")
         self.digests: dict[str, str] = {}
 
@@ -442,9 +450,9 @@ class StoreBuilder:
         return self
 
     def add_class(self, wnid: str, features: np.ndarray, ids: np.ndarray) -> None:
-        """Writes one class (float32 features, int64 ids)."""
+        """Writes one class (features as the builder's dtype, float32 by default; int64 ids)."""
         check_wnid(wnid)
-        features = np.asarray(features, dtype=np.float32)
+        features = np.asarray(features, dtype=self.dtype)
         ids = np.asarray(ids, dtype=np.int64)
         if features.ndim != 2 or ids.ndim != 1 or len(features) != len(ids):
             raise StoreError(f"class {wnid}: need features (N, D) and ids (N,), got {features.shape} and {ids.shape}")
@@ -490,9 +498,9 @@ def fsync_path(path: Path) -> None:
 
 
 def write_store(path: str | Path, classes: dict[str, tuple[np.ndarray, np.ndarray]],
-                attrs: dict | None = None) -> Path:
+                attrs: dict | None = None, dtype=np.float32) -> Path:
     """Writes a whole store at once: {wnid: (features, ids)}. Atomic: a temporary file renamed into place."""
-    with StoreBuilder(path, attrs) as builder:
+    with StoreBuilder(path, attrs, dtype) as builder:
         for wnid, (features, ids) in classes.items():
             builder.add_class(wnid, features, ids)
     return Path(path)

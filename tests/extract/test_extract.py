@@ -247,7 +247,7 @@ def test_arguments_are_checked_before_any_weights_download(tmp_path, monkeypatch
 
     assert "is a folder; the feature store is a file" in error_of(images, tmp_path)
     assert "no such image folder or archive" in error_of(tmp_path / "missing", tmp_path / "f.h5")
-    assert "is a file, not a tar archive; IMAGES is a folder" in error_of(tmp_path / "file", tmp_path / "f.h5")
+    assert "is a file, neither a tar archive nor a Parquet file; IMAGES is a folder" in error_of(tmp_path / "file", tmp_path / "f.h5")
     assert "cannot create the folder of the feature store" in error_of(images, tmp_path / "file" / "f.h5")
     with StoreWriter(tmp_path / "locked.h5"):
         assert "being written by another process" in error_of(images, tmp_path / "locked.h5")
@@ -298,8 +298,10 @@ def test_device_jpeg_decoding_path(tmp_path):
 
 
 def test_cli_choices_match_the_registries():
+    import goz.extract as api
     from goz.commands import extract as extract_command
     from goz.extract import backbone, sources
 
     assert set(extract_command.SOURCES) == set(sources.SOURCES)
     assert set(extract_command.PRECISIONS) == set(backbone.PRECISIONS)
+    assert extract_command.DTYPES == api.DTYPES

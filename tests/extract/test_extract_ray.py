@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import checkout
@@ -46,4 +48,22 @@ def test_ray_engine_equals_local_engine(tmp_path, local_ray):
     assert from_tars.source == "synset-tars" and [s[1] for s in from_tars.skipped] == ["n00000002.tar/n00000002_7.jpg"]
     with FeatureStore(tmp_path / "local.h5") as expected, FeatureStore(tmp_path / "tars.h5") as actual:
         for wnid in expected.classes:
+            np.testing.assert_array_equal(actual.features(wnid), expected.features(wnid))
+
+    # Split by Parquet file: images read by row group and row in the Ray tasks, the same store again.
+    files = sorted(images.glob("n*/*.jpg"))
+    files = files[1::2] + files[::2]
+    (tmp_path / "hf").mkdir()
+    for number, part in enumerate((files[:5], files[5:])):
+        table = pa.table({"image": pa.array([{"bytes": f.read_bytes(), "path": f.name} for f in part]),
+                          "label": pa.array([int(f.parent.name[-1]) - 1 for f in part], pa.int64())})
+        pq.write_table(table, tmp_path / "hf" / f"train-{number}.parquet", row_group_size=2)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("n00000001\nn00000002\nn00000003\n")
+    from_parquet = extract(tmp_path / "hf", tmp_path / "hf.h5", backbone=tiny_backbone(), engine="ray", batch_size=2,
+                           label_map=labels, progress=False)
+    assert from_parquet.source == "parquet" and len(from_parquet.skipped) == 1
+    with FeatureStore(tmp_path / "local.h5") as expected, FeatureStore(tmp_path / "hf.h5") as actual:
+        for wnid in expected.classes:
+            np.testing.assert_array_equal(actual.ids(wnid), expected.ids(wnid))
             np.testing.assert_array_equal(actual.features(wnid), expected.features(wnid))

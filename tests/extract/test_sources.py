@@ -149,7 +149,7 @@ def test_source_without_images_is_an_error(tmp_path, capsys):
     with pytest.raises(GozError, match="brace pattern names 3 files, none exists"):
         extract(str(tmp_path / "shard-{0..2}.tar"), tmp_path / "f.h5", backbone=tiny_backbone(), progress=False)
     (tmp_path / "file.tar.gz").write_bytes(b"\x1f\x8b not really")
-    with pytest.raises(GozError, match="not a tar archive"):
+    with pytest.raises(GozError, match="neither a tar archive nor a Parquet file"):
         extract(tmp_path / "file.tar.gz", tmp_path / "f.h5", backbone=tiny_backbone(), progress=False)
 
 

@@ -6,10 +6,13 @@ from goz.commands.options import add_quiet_option, non_negative_int, positive_in
 
 # Literal, so that `goz --help` does not import torch; tests check them against goz.extract.
 PRECISIONS = ("bf16", "fp16", "fp32")
-SOURCES = ("folder", "synset-tars", "tar-of-tars", "webdataset")
+SOURCES = ("folder", "synset-tars", "tar-of-tars", "webdataset", "parquet")
+DTYPES = ("float32", "float16")
 IMAGES_HELP = ("image source: a folder of <wnid>/ sub-folders, a folder of <wnid>.tar (ImageNet-21K), "
-               "the ILSVRC-2012 training tar (tar of tars), or WebDataset shards (a .tar, a folder of them, "
-               "or a brace pattern such as 'shards-{0000..0099}.tar'); read in place, never unpacked")
+               "the ILSVRC-2012 training tar (tar of tars), WebDataset shards (a .tar, a folder of them, "
+               "or a brace pattern such as 'shards-{0000..0099}.tar'), or Hugging Face datasets Parquet "
+               "shards (a .parquet, a folder of them, or a glob such as 'data/train-*.parquet'); read in place, "
+               "never unpacked")
 SHOWN_MISSING = 10
 
 ORDER = 30
@@ -36,6 +39,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="fp32 (default, exact) or fp16/bf16 autocast (faster on GPU, approximate)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="stored features: float32 (default, the published GOZ layout) or float16 (half the "
+                             "size, values rounded to 11 significant bits); recorded in the store")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="images per forward pass (default: 256 on CUDA, 16 on CPU)")
     parser.add_argument("--workers", type=non_negative_int, metavar="N", help="decoding processes (default: all cores but two on CUDA; 0 on CPU: inline)")
     parser.add_argument("--threads", type=positive_int, metavar="N", help="torch threads for the forward pass (default: all cores)")
@@ -70,6 +76,9 @@ def add_source_options(parser) -> None:
     parser.add_argument("--ids", metavar="LIST",
                         help="keep exactly the images named in LIST: a URL list (<wnid>_<id><TAB><url>) or a file "
                              "of <wnid>_<id> keys; the images not found are reported per class")
+    parser.add_argument("--label-map", metavar="FILE",
+                        help="Parquet sources: the wnid of each label, one wnid per line (line i for label i) or a "
+                             "JSON list (default: the dataset's own class names, which must be wnids)")
 
 
 def run_extract(args) -> int:
@@ -77,7 +86,8 @@ def run_extract(args) -> int:
 
     result = extract(args.images, args.store, backbone=args.backbone, weights=args.weights,
                      weights_file=args.weights_file, source=args.source, classes=args.classes, ids=args.ids,
-                     device=args.device, precision=args.precision, batch_size=args.batch_size,
+                     label_map=args.label_map, dtype=args.dtype, device=args.device, precision=args.precision,
+                     batch_size=args.batch_size,
                      workers=args.workers, threads=args.threads, engine=args.engine, gpu_decode=args.gpu_decode,
                      num_gpus=args.num_gpus, actors=args.actors, ray_address=args.ray_address,
                      progress=not args.quiet)
@@ -92,9 +102,7 @@ def run_extract(args) -> int:
         if len(result.skipped) > SHOWN_SKIPS:
             print(f"  ... and {len(result.skipped) - SHOWN_SKIPS} more")
     if result.missing:
-        images = sum(len(ids) for ids in result.missing.values())
-        print(f"missing    {images} requested images of {len(result.missing)} classes not in the source "
-              f"(listed in {result.store}.skipped.tsv):")
+        print(f"missing    {missing_summary(result.missing)} not in the source (listed in {result.store}.skipped.tsv):")
         for wnid, ids in list(result.missing.items())[:SHOWN_MISSING]:
             print(f"  {wnid}: {len(ids)} images" if ids else f"  {wnid}: the whole class")
         if len(result.missing) > SHOWN_MISSING:
@@ -102,10 +110,20 @@ def run_extract(args) -> int:
     return 0
 
 
+def missing_summary(missing: dict[str, list[int]]) -> str:
+    """`2 requested images of 1 classes`, `3 requested classes` (wholly absent: no image to count), or both."""
+    images = sum(len(ids) for ids in missing.values())
+    partly, wholly = sum(1 for ids in missing.values() if ids), sum(1 for ids in missing.values() if not ids)
+    parts = ([f"{images} requested images of {partly} classes"] if partly else []) + \
+            ([f"{wholly} requested {'class' if wholly == 1 else 'classes'}"] if wholly else [])
+    return " and ".join(parts)
+
+
 def run_verify(args) -> int:
     from goz.extract import verify
 
     report = verify(args.images, args.store, recompute=args.recompute, weights_file=args.weights_file,
-                    source=args.source, classes=args.classes, ids=args.ids, device=args.device, seed=args.seed)
+                    source=args.source, classes=args.classes, ids=args.ids, label_map=args.label_map,
+                    device=args.device, seed=args.seed)
     print("\n".join(report.lines()))
     return 0 if report.ok else 1

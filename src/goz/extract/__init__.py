@@ -1,6 +1,7 @@
 """Images -> GOZ feature store: `extract(images, store, ...)` and `verify(images, store, ...)`.
 
-Modules: `sources` (folder tree, per-synset tars, tar of tars, WebDataset shards; selection),
+Modules: `sources` (folder tree, per-synset tars, tar of tars, WebDataset shards, Hugging Face
+Parquet shards; selection),
 `dataset` (image references, Pillow decoding, torch Dataset), `backbone` (the registry of
 feature extractors and their preprocessing), `writer` (crash-safe commits, lock, skip log),
 `engines` (local DataLoader, Ray Data), `verify` (the reference's four checks).
@@ -24,7 +25,7 @@ from goz.errors import GozError
 from goz.extract.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
 from goz.extract.dataset import DEFAULT_MAX_PIXELS, ImageTree
 from goz.extract.engines import ClassCollector, run_local, run_ray
-from goz.extract.sources import SOURCES, read_image_keys, scan_images, select
+from goz.extract.sources import SOURCES, read_classes, read_image_keys, scan_images, select
 from goz.extract.verify import VerifyReport, verify
 from goz.extract.writer import StoreWriter, read_skip_log
 
@@ -33,6 +34,7 @@ __all__ = ["extract", "verify", "ExtractResult", "VerifyReport", "Backbone", "lo
 
 log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
+DTYPES = ("float32", "float16")  # of the stored features; float32 is the published GOZ layout
 
 
 @dataclass
@@ -64,23 +66,25 @@ def default_workers(device: str) -> int:
 
 
 def scan_selected(images: str | Path, *, source: str | None = None, classes: str | Sequence[str] | None = None,
-                  ids: str | Path | dict[str, set[int]] | None = None) -> tuple[ImageTree, dict[str, list[int]]]:
+                  ids: str | Path | dict[str, set[int]] | None = None,
+                  label_map: str | Path | None = None) -> tuple[ImageTree, dict[str, list[int]]]:
     """The images of the source at `images`, kept to `classes` (a split name or file, or wnids) and
     `ids` (a URL list or key file, or {wnid: ids}); and the requested images not found, per class.
-    GozError when the source holds no image, or none of those requested."""
+    `label_map`: the wnid of each label of a Parquet source. GozError when the source holds no image,
+    or none of those requested; malformed lines of an `ids` file are problems (skip log rows)."""
     if isinstance(classes, (str, Path)):
-        from goz.splits.registry import load
-
-        classes = load(classes)
+        classes = read_classes(classes)
+    id_problems: list[tuple[str, str]] = []
     if isinstance(ids, (str, Path)):
-        ids = read_image_keys(ids)
-    tree = scan_images(images, source)
+        ids = read_image_keys(ids, id_problems)
+    tree = scan_images(images, source, label_map=label_map)
     if not tree.classes:
         shown = "; ".join(f"{name}: {reason}" for name, reason in tree.problems[:3])
         raise GozError(f"{images}: no image found in this {tree.kind} source"
                        f"{f' ({len(tree.problems)} problems, e.g. {shown})' if shown else ''}; expected "
                        f"{SOURCES[tree.kind].description}")
     selected, missing = select(tree, classes, ids)
+    selected.problems.extend(id_problems)
     if not selected.classes:
         raise GozError(f"{images}: none of the requested {'images' if ids is not None else 'classes'} is in this "
                        f"{tree.kind} source ({tree.n_images} images of {len(tree.classes)} classes there, "
@@ -91,22 +95,26 @@ def scan_selected(images: str | Path, *, source: str | None = None, classes: str
 def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone = DEFAULT_BACKBONE,
             weights: str | None = None, weights_file: str | Path | None = None, source: str | None = None,
             classes: str | Sequence[str] | None = None, ids: str | Path | dict[str, set[int]] | None = None,
-            device: str = "cpu", precision: str = "fp32",
+            label_map: str | Path | None = None, dtype: str = "float32", device: str = "cpu", precision: str = "fp32",
             batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
             engine: str = "local", gpu_decode: bool = False, num_gpus: float = 0, actors: int = 1,
             ray_address: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
             progress: bool = True) -> ExtractResult:
     """Extracts `backbone` features of the images at `images` into the GOZ store `store`.
 
-    `images` is a folder tree, a folder of per-synset tars, a tar of tars or WebDataset shards
-    (`source` forces the kind); `classes` and `ids` select. Resumable: classes already in the store
-    (or committed as parts by a killed run) are skipped, new classes are added; batches hold one
-    class each, so a resumed run is bit-identical to an uninterrupted one. `threads` sets torch's
+    `images` is a folder tree, a folder of per-synset tars, a tar of tars, WebDataset shards or Hugging
+    Face Parquet shards (`source` forces the kind; `label_map` gives a Parquet source's wnid of each label);
+    `classes` and `ids` select. `dtype` is the stored features' ("float32", the published layout, or
+    "float16": half the size, values rounded to 11 significant bits), recorded as the `dtype` attribute.
+    Resumable: classes already in the store (or committed as parts by a killed run) are skipped, new
+    classes are added; batches hold one class each, so a resumed run is bit-identical to an uninterrupted one. `threads` sets torch's
     intra-op threads (default: all cores). `engine="ray"` runs on a Ray cluster (`ray_address`,
     `num_gpus` per actor, `actors`).
     """
     if engine not in ENGINES:
         raise GozError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if dtype not in DTYPES:
+        raise GozError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if gpu_decode and engine == "ray":
         raise GozError("--gpu-decode is supported by the local engine only")
     for name, value, least in (("batch_size", batch_size, 1), ("workers", workers, 0), ("threads", threads, 1),
@@ -115,7 +123,7 @@ def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone =
             raise GozError(f"{name} must be at least {least}, got {value}")
     started = time.perf_counter()
     store = Path(store)
-    tree, missing = scan_selected(images, source=source, classes=classes, ids=ids)
+    tree, missing = scan_selected(images, source=source, classes=classes, ids=ids, label_map=label_map)
     for file, reason in tree.problems:
         log.warning("skipped %s: %s", file, reason)
     if threads:
@@ -128,7 +136,7 @@ def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone =
         cuda = backbone.device.type == "cuda"
         batch_size = batch_size or (256 if cuda else 16)
         # Recorded for `goz verify`: a class's features are those of its own batches of this size.
-        writer.bind(backbone.attrs | {"batch_size": batch_size})
+        writer.bind(backbone.attrs | {"batch_size": batch_size, "dtype": dtype})
         workers = default_workers(str(backbone.device)) if workers is None else workers
         already = [c for c in tree.classes if c.wnid in writer.committed]
         pending = [c for c in tree.classes if c.wnid not in writer.committed

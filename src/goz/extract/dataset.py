@@ -19,6 +19,7 @@ import io
 import os
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,10 @@ class ImageRef:
     """One image of a source: its id, its name in the skip log, and where its bytes are.
 
     `name` is relative to IMAGES (`n01440764/n01440764_3.JPEG`, `n01440764.tar/n01440764_3.JPEG`,
-    `shard-0000.tar/n01440764_3.jpg`); the bytes are `size` bytes at `offset` of `file` (a member of
-    an uncompressed tar), or the whole `file` when `size` is -1.
+    `shard-0000.tar/n01440764_3.jpg`, `train-00000.parquet[41]`); the bytes are `size` bytes at
+    `offset` of `file` (a member of an uncompressed tar), the image of row `row` of row group
+    `row_group` of the Parquet `file` when `row` is set, or else the whole `file` (`size` -1).
+    Plain values only: references travel to DataLoader workers and Ray tasks, which open files themselves.
     """
 
     image_id: int
@@ -53,8 +56,12 @@ class ImageRef:
     file: str
     offset: int = 0
     size: int = -1
+    row_group: int = -1
+    row: int = -1
 
     def read(self) -> bytes:
+        if self.row >= 0:
+            return _parquet_image(self.file, self.row_group, self.row)
         if self.size < 0:
             return Path(self.file).read_bytes()
         data = os.pread(_open_file(self.file), self.size, self.offset)
@@ -75,6 +82,50 @@ def _open_file(file: str) -> int:
             os.close(_OPEN_FILES.pop(next(iter(_OPEN_FILES))))
         descriptor = _OPEN_FILES[file] = os.open(file, os.O_RDONLY)
     return descriptor
+
+
+# Parquet: one reader per file and the image columns of the row groups read last, per process (a forked
+# worker starts afresh). A class's images come in name order, which may jump between its row groups.
+_PARQUET_READERS: dict[str, object] = {}
+_ROW_GROUPS: OrderedDict[tuple[str, int], object] = OrderedDict()
+_ROW_GROUP_CACHE_BYTES = 128 * 2**20
+_PARQUET_PROCESS = [0]
+
+
+def _parquet_image(file: str, row_group: int, row: int) -> bytes:
+    """The encoded image of one row: the `image` column's `bytes` (Hugging Face's Image feature) or the column
+    itself when it is plain binary. Only the image column of the row group is read, and kept for its neighbours."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if _PARQUET_PROCESS[0] != os.getpid():
+        _PARQUET_READERS.clear()
+        _ROW_GROUPS.clear()
+        _PARQUET_PROCESS[0] = os.getpid()
+    key = (file, row_group)
+    images = _ROW_GROUPS.get(key)
+    try:
+        if images is None:
+            reader = _PARQUET_READERS.get(file)
+            if reader is None:
+                if len(_PARQUET_READERS) >= _MAX_OPEN_FILES:
+                    _PARQUET_READERS.pop(next(iter(_PARQUET_READERS)))
+                reader = _PARQUET_READERS[file] = pq.ParquetFile(file)
+            struct = pa.types.is_struct(reader.schema_arrow.field("image").type)
+            table = reader.read_row_group(row_group, columns=["image.bytes" if struct else "image"], use_threads=False)
+            images = table.column(0).combine_chunks()
+            if struct:
+                images = images.field("bytes")
+            _ROW_GROUPS[key] = images
+            while len(_ROW_GROUPS) > 1 and sum(a.nbytes for a in _ROW_GROUPS.values()) > _ROW_GROUP_CACHE_BYTES:
+                _ROW_GROUPS.popitem(last=False)
+        _ROW_GROUPS.move_to_end(key)
+        data = images[row].as_py()
+    except (pa.ArrowException, OSError, KeyError, IndexError) as error:
+        raise OSError(f"{file}: row {row} of row group {row_group}: {error}") from None
+    if data is None:
+        raise SkippedImage("no image bytes in this row (the image column holds only a path)")
+    return data
 
 
 @dataclass

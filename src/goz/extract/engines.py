@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from goz.errors import GozError
 from goz.extract.backbone import Backbone
 from goz.extract.dataset import (
@@ -29,6 +27,7 @@ from goz.extract.dataset import (
     collate,
 )
 from goz.lifeline import worker_init
+from goz.progress import progress_bar
 
 
 class ClassCollector:
@@ -86,7 +85,7 @@ def run_local(collector: ClassCollector, backbone: Backbone, *, batch_size: int,
         dataset, batch_sampler=collector.batches(batch_size), num_workers=workers, collate_fn=collate,
         pin_memory=backbone.device.type == "cuda", prefetch_factor=4 if workers else None,
         worker_init_fn=worker_init)  # workers die with the run, even on kill -9 (goz.lifeline)
-    with tqdm(total=len(dataset), unit="img", disable=not progress, desc="extract") as bar:
+    with progress_bar(total=len(dataset), unit="img", enabled=progress, desc="extract") as bar:
         for batch in loader:
             indices, features, failures = _forward(batch, backbone)
             collector.add(indices, features, failures)
@@ -143,7 +142,7 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
                                               "device": "cuda" if num_gpus else "cpu"},
         batch_size=1, compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
         num_gpus=num_gpus or None)
-    with tqdm(total=len(collector.files), unit="img", disable=not progress, desc="extract (ray)") as bar:
+    with progress_bar(total=len(collector.files), unit="img", enabled=progress, desc="extract (ray)") as bar:
         for batch in features.iter_batches(batch_size=None, batch_format="numpy"):
             for indices, rows, reasons in zip(batch["index"], batch["features"], batch["reasons"]):
                 reasons = json.loads(reasons)
@@ -155,18 +154,19 @@ def run_ray(collector: ClassCollector, backbone: Backbone, *, batch_size: int, n
 
 
 def _work_units(collector: ClassCollector, batch_size: int) -> list[dict[str, str]]:
-    """One item per tar, shard or class folder (the file of a class's first image, or its folder):
-    the batches of its classes, each image as [index, file, offset, size, name] (JSON: a plain column)."""
+    """One item per tar, shard, Parquet file or class folder (the file of a class's first image, or its folder):
+    the batches of its classes, each image as [index, file, offset, size, name, row group, row] (JSON: a plain
+    column)."""
     units: dict[str, list] = {}
     for batch in collector.batches(batch_size):
         first = collector.files[batch[0]][1]
-        unit = first.file if first.size >= 0 else str(Path(first.file).parent)
+        unit = first.file if first.size >= 0 or first.row >= 0 else str(Path(first.file).parent)
         units.setdefault(unit, []).append([[i, *_ref_fields(collector.files[i][1])] for i in batch])
     return [{"unit": unit, "batches": json.dumps(batches)} for unit, batches in units.items()]
 
 
 def _ref_fields(image: ImageRef) -> list:
-    return [image.file, image.offset, image.size, image.name]
+    return [image.file, image.offset, image.size, image.name, image.row_group, image.row]
 
 
 def _ray_preprocess(unit: dict[str, np.ndarray], transform: Callable, batch_size: int, crop_size: int,
@@ -177,7 +177,8 @@ def _ray_preprocess(unit: dict[str, np.ndarray], transform: Callable, batch_size
     pixels = np.zeros((len(batches), batch_size, 3, crop_size, crop_size), np.uint8)
     reasons = []
     for row, batch in enumerate(batches):
-        images = [ImageRef(0, name, file, offset, size) for _, file, offset, size, name in batch]
+        images = [ImageRef(0, name, file, offset, size, row_group, row)
+                  for _, file, offset, size, name, row_group, row in batch]
         dataset = ImageDataset(images, transform, max_pixels)
         loaded = collate([dataset[i] for i in range(len(dataset))])
         indices[row, :len(batch)] = [item[0] for item in batch]

@@ -59,7 +59,8 @@ def _listed(problems: list[str]) -> list[str]:
 
 def verify(images: str | Path, store: str | Path, recompute: int = 0, *, weights_file: str | Path | None = None,
            source: str | None = None, classes=None, ids=None, device: str = "cpu", batch_size: int = 16,
-           workers: int = 0, seed: int = 0, backbone: Backbone | None = None) -> VerifyReport:
+           workers: int = 0, seed: int = 0, backbone: Backbone | None = None,
+           label_map: str | Path | None = None) -> VerifyReport:
     """Checks `store` against the image source `images` (selected by `classes` and `ids` as at
     extraction); `recompute` random classes are extracted again, with the store's backbone, and compared."""
     from goz.extract import scan_selected
@@ -67,7 +68,7 @@ def verify(images: str | Path, store: str | Path, recompute: int = 0, *, weights
     store = Path(store)
     if not store.is_file():
         raise GozError(f"{store}: no such feature store")
-    tree, _ = scan_selected(images, source=source, classes=classes, ids=ids)
+    tree, _ = scan_selected(images, source=source, classes=classes, ids=ids, label_map=label_map)
     skipped = {file for file, (stage, _) in read_skip_log(store).items() if stage == "decode"}
     expected: dict[str, ClassImages] = {}
     for images_of_class in tree.classes:
@@ -113,7 +114,9 @@ def _check_samples(expected: dict[str, ClassImages], features: FeatureStore) -> 
 def _check_features(candidates: list[ClassImages], features: FeatureStore, n: int,
                     weights_file, device: str, batch_size: int, workers: int, seed: int,
                     backbone: Backbone | None) -> Check:
-    name = f"recomputed features equal the stored ones (atol {ATOL:g}, rtol {RTOL:g})"
+    # A float16 store holds each value rounded to 11 significant bits: compare within that rounding.
+    rtol = max(RTOL, 2.0 ** -10) if features.attrs.get("dtype") == "float16" else RTOL
+    name = f"recomputed features equal the stored ones (atol {ATOL:g}, rtol {rtol:g})"
     chosen = [candidates[i] for i in sorted(np.random.default_rng(seed).choice(
         len(candidates), size=min(n, len(candidates)), replace=False))]
     if not chosen:
@@ -141,7 +144,7 @@ def _check_features(candidates: list[ClassImages], features: FeatureStore, n: in
             problems.append(f"{wnid}: stored features {reference.shape}, recomputed {x.shape}")
             continue
         worst = max(worst, float(np.abs(reference - x).max(initial=0.0)))
-        bad = ~np.isclose(x, reference, atol=ATOL, rtol=RTOL).all(axis=1)
+        bad = ~np.isclose(x, reference, atol=ATOL, rtol=rtol).all(axis=1)
         if bad.any():
             problems.append(f"{wnid}: {int(bad.sum())} of {len(bad)} samples differ, e.g. id "
                             f"{ids[bad][0]} (max abs difference {np.abs(reference - x)[bad].max():.3g})")

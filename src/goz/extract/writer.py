@@ -34,6 +34,8 @@ from goz.store import FEATURES_GROUP, FINGERPRINT_ATTR, FeatureStore, StoreBuild
 log = logging.getLogger(__name__)
 
 SKIP_LOG_FIELDS = ("stage", "file", "reason")
+# What the store's classes must share: the extractor's facts and the dtype of the stored features.
+STORE_KEYS = (*COMPATIBILITY_KEYS, "dtype")
 
 
 def parts_dir(store: Path) -> Path:
@@ -96,13 +98,15 @@ class StoreWriter:
         self._lock.release()
 
     def bind(self, attrs: dict) -> None:
-        """The extractor's attributes; refuses them if the store or a part was extracted differently."""
-        self.attrs = attrs
+        """The extractor's attributes (and `dtype`, the stored features'); refuses them if the store or a
+        part was extracted differently (a store without a `dtype` attribute holds float32)."""
+        self.attrs = {"dtype": "float32"} | attrs
         for where, earlier in self._earlier_attrs:
-            for key in COMPATIBILITY_KEYS:
-                if earlier.get(key) != attrs[key]:
+            earlier = {"dtype": "float32"} | earlier
+            for key in STORE_KEYS:
+                if earlier.get(key) != self.attrs[key]:
                     raise StoreError(f"{where} was extracted with {key}={earlier.get(key)!r}, this run uses "
-                                     f"{attrs[key]!r}; features of different extractors cannot share a store "
+                                     f"{self.attrs[key]!r}; features of different extractors cannot share a store "
                                      f"(use the same options, or a new store)")
 
     def _load_state(self) -> None:
@@ -133,8 +137,14 @@ class StoreWriter:
     def commit(self, wnid: str, features: np.ndarray, ids: np.ndarray, skipped: dict[str, str]) -> None:
         """Writes one whole class (possibly with zero rows when every file was skipped) as a part file."""
         self.parts.mkdir(exist_ok=True)
-        attrs = {key: self.attrs[key] for key in COMPATIBILITY_KEYS} | {"skipped": json.dumps(skipped)}
-        write_store(self.parts / f"{wnid}.h5", {wnid: (features, ids)}, attrs)
+        attrs = {key: self.attrs[key] for key in STORE_KEYS} | {"skipped": json.dumps(skipped)}
+        dtype = np.dtype(self.attrs["dtype"])
+        with np.errstate(over="ignore"):
+            stored = np.asarray(features, dtype=dtype)
+        if np.isinf(stored).sum() > np.isinf(features).sum():
+            raise GozError(f"{self.store}: class {wnid} has features beyond the range of {dtype} "
+                           f"(largest {np.abs(features).max():.4g}); extract with --dtype float32")
+        write_store(self.parts / f"{wnid}.h5", {wnid: (stored, ids)}, attrs, dtype)
         self.committed.add(wnid)
         self.decode_skips.update(skipped)
 
