@@ -1,4 +1,4 @@
-"""`goz extract IMAGES STORE.h5 [--backbone SPEC] [--classes SPLIT] [--ids LIST]` and `goz verify IMAGES STORE.h5 [--recompute N]`."""
+"""`goz extract IMAGES STORE.h5 [--backbone SPEC] [--classes SPLIT] [--ids LIST]`: images -> a feature store."""
 
 from __future__ import annotations
 
@@ -55,20 +55,6 @@ def add_commands(subparsers) -> None:
     add_quiet_option(parser)
     parser.set_defaults(run=run_extract)
 
-    check = subparsers.add_parser(
-        "verify", help="check a feature store against its image source",
-        description="The four checks of the original extraction code: same classes, same number of samples "
-                    "per class, ids equal to the file names, recomputed features equal to the stored ones.")
-    check.add_argument("images", help="the image source the store was extracted from; " + IMAGES_HELP)
-    check.add_argument("store", help="HDF5 feature store")
-    add_source_options(check)
-    check.add_argument("--recompute", type=non_negative_int, default=0, metavar="N",
-                       help="recompute the features of N random classes and compare (default: 0)")
-    check.add_argument("--weights-file", metavar="PATH", help="the weights file the store was extracted with")
-    check.add_argument("--device", default="cpu", help="device for --recompute (default: cpu)")
-    check.add_argument("--seed", type=int, default=0, help="seed choosing the recomputed classes")
-    check.set_defaults(run=run_verify)
-
 
 def add_source_options(parser) -> None:
     parser.add_argument("--source", choices=SOURCES, help="kind of image source (default: recognised from IMAGES)")
@@ -117,13 +103,3 @@ def missing_summary(missing: dict[str, list[int]]) -> str:
     parts = ([f"{images} requested images of {partly} classes"] if partly else []) + \
             ([f"{wholly} requested {'class' if wholly == 1 else 'classes'}"] if wholly else [])
     return " and ".join(parts)
-
-
-def run_verify(args) -> int:
-    from goz.extract import verify
-
-    report = verify(args.images, args.store, recompute=args.recompute, weights_file=args.weights_file,
-                    source=args.source, classes=args.classes, ids=args.ids, label_map=args.label_map,
-                    device=args.device, seed=args.seed)
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1

@@ -23,9 +23,9 @@ import torch
 
 from goz.errors import GozError
 from goz.extract.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
-from goz.extract.dataset import DEFAULT_MAX_PIXELS, ImageTree
+from goz.extract.dataset import DEFAULT_MAX_PIXELS
 from goz.extract.engines import ClassCollector, run_local, run_ray
-from goz.extract.sources import SOURCES, read_classes, read_image_keys, scan_images, select
+from goz.extract.sources import SOURCES, scan_selected
 from goz.extract.verify import VerifyReport, verify
 from goz.extract.writer import StoreWriter, read_skip_log
 
@@ -63,33 +63,6 @@ def default_workers(device: str) -> int:
     """
     cores = os.cpu_count() or 1
     return min(32, max(1, cores - 2)) if device.startswith("cuda") else 0
-
-
-def scan_selected(images: str | Path, *, source: str | None = None, classes: str | Sequence[str] | None = None,
-                  ids: str | Path | dict[str, set[int]] | None = None,
-                  label_map: str | Path | None = None) -> tuple[ImageTree, dict[str, list[int]]]:
-    """The images of the source at `images`, kept to `classes` (a split name or file, or wnids) and
-    `ids` (a URL list or key file, or {wnid: ids}); and the requested images not found, per class.
-    `label_map`: the wnid of each label of a Parquet source. GozError when the source holds no image,
-    or none of those requested; malformed lines of an `ids` file are problems (skip log rows)."""
-    if isinstance(classes, (str, Path)):
-        classes = read_classes(classes)
-    id_problems: list[tuple[str, str]] = []
-    if isinstance(ids, (str, Path)):
-        ids = read_image_keys(ids, id_problems)
-    tree = scan_images(images, source, label_map=label_map)
-    if not tree.classes:
-        shown = "; ".join(f"{name}: {reason}" for name, reason in tree.problems[:3])
-        raise GozError(f"{images}: no image found in this {tree.kind} source"
-                       f"{f' ({len(tree.problems)} problems, e.g. {shown})' if shown else ''}; expected "
-                       f"{SOURCES[tree.kind].description}")
-    selected, missing = select(tree, classes, ids)
-    selected.problems.extend(id_problems)
-    if not selected.classes:
-        raise GozError(f"{images}: none of the requested {'images' if ids is not None else 'classes'} is in this "
-                       f"{tree.kind} source ({tree.n_images} images of {len(tree.classes)} classes there, "
-                       f"e.g. {tree.classes[0].wnid}); check --classes/--ids")
-    return selected, missing
 
 
 def extract(images: str | Path, store: str | Path, *, backbone: str | Backbone = DEFAULT_BACKBONE,

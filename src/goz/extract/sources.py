@@ -48,7 +48,7 @@ import os
 import re
 import tarfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, ClassVar
 
@@ -992,3 +992,30 @@ def select(tree: ImageTree, classes: Iterable[str] | None = None,
         for wnid in sorted(wanted - set(found)):
             missing[wnid] = []  # the whole class is absent: no image of it to name
     return ImageTree(tree.location, kept, tree.problems, tree.kind), missing
+
+
+def scan_selected(images: str | Path, *, source: str | None = None, classes: str | Sequence[str] | None = None,
+                  ids: str | Path | dict[str, set[int]] | None = None,
+                  label_map: str | Path | None = None) -> tuple[ImageTree, dict[str, list[int]]]:
+    """The images of the source at `images`, kept to `classes` (a split name or file, or wnids) and
+    `ids` (a URL list or key file, or {wnid: ids}); and the requested images not found, per class.
+    `label_map`: the wnid of each label of a Parquet source. GozError when the source holds no image,
+    or none of those requested; malformed lines of an `ids` file are problems (skip log rows)."""
+    if isinstance(classes, (str, Path)):
+        classes = read_classes(classes)
+    id_problems: list[tuple[str, str]] = []
+    if isinstance(ids, (str, Path)):
+        ids = read_image_keys(ids, id_problems)
+    tree = scan_images(images, source, label_map=label_map)
+    if not tree.classes:
+        shown = "; ".join(f"{name}: {reason}" for name, reason in tree.problems[:3])
+        raise GozError(f"{images}: no image found in this {tree.kind} source"
+                       f"{f' ({len(tree.problems)} problems, e.g. {shown})' if shown else ''}; expected "
+                       f"{SOURCES[tree.kind].description}")
+    selected, missing = select(tree, classes, ids)
+    selected.problems.extend(id_problems)
+    if not selected.classes:
+        raise GozError(f"{images}: none of the requested {'images' if ids is not None else 'classes'} is in this "
+                       f"{tree.kind} source ({tree.n_images} images of {len(tree.classes)} classes there, "
+                       f"e.g. {tree.classes[0].wnid}); check --classes/--ids")
+    return selected, missing

@@ -20,6 +20,7 @@ from goz.errors import GozError
 from goz.extract.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
 from goz.extract.dataset import ClassImages
 from goz.extract.engines import ClassCollector, run_local
+from goz.extract.sources import scan_selected
 from goz.extract.writer import parts_dir, read_skip_log
 from goz.home import sha256_of
 from goz.store import FeatureStore
@@ -63,7 +64,6 @@ def verify(images: str | Path, store: str | Path, recompute: int = 0, *, weights
            label_map: str | Path | None = None) -> VerifyReport:
     """Checks `store` against the image source `images` (selected by `classes` and `ids` as at
     extraction); `recompute` random classes are extracted again, with the store's backbone, and compared."""
-    from goz.extract import scan_selected
 
     store = Path(store)
     if not store.is_file():
