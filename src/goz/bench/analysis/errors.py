@@ -139,7 +139,7 @@ class ErrorAnalysis:
             if r.breakdown is not None:
                 b = r.breakdown
                 for flags, accuracy in sorted(b.accuracy.items()):
-                    relaxed = ", ".join(f for f, on in zip(b.factors, flags) if on) or "none"
+                    relaxed = " + ".join(f for f, on in zip(b.factors, flags) if on) or "none"
                     rows.append([r.model, r.setting, f"accuracy relaxed: {relaxed}", accuracy, b.samples[flags]])
                 rows += [[r.model, r.setting, f"share {name}", value, r.samples] for name, value in b.shares.items()]
         return headers, rows
