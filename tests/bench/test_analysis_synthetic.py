@@ -115,7 +115,7 @@ def test_a_killed_sweep_resumes_without_recomputing_finished_draws(named, tmp_pa
     assert (tmp_path / "sweep.md").exists()
 
 
-def test_sense_and_ratio_sweeps(named, tmp_path):
+def test_sense_image_and_ratio_sweeps(named, tmp_path):
     h = named["hierarchy"]
     shared = [w for i, w in enumerate(named["unseen"]) if i % 2 == 0 and i < 16]
     primary = [w for w in shared if sense_matches(h, w, "shared", "primary")]
@@ -125,6 +125,12 @@ def test_sense_and_ratio_sweeps(named, tmp_path):
     assert set(by_bin["secondary"].classes) <= set(shared) - set(primary)
     # a class is a candidate when any lemma passes: every class is primary for its own word
     assert by_bin["secondary"].pool == 7 and by_bin["primary"].pool == 20
+    images = {w: 5 + 40 * i for i, w in enumerate(named["unseen"])}     # 5 .. 765 images
+    by_images = _sweep(named, "images", tmp_path / "images", bins=[0, 300, 1000], draws=1, counts=images)
+    for draw, (low, high) in zip(by_images.draws, [(0, 300), (300, 1000)]):
+        assert all(low <= images[w] < high for w in draw.classes)
+        assert draw.x == pytest.approx(np.mean([images[w] for w in draw.classes]))
+    assert [d.pool for d in by_images.draws] == [8, 12]
     ratio = _sweep(named, "ratio", tmp_path / "ratio", bins=[0.0, 1.0], draws=1)
     assert [d.x for d in ratio.draws] == [0.0, 1.0] and all(len(d.classes) == 3 for d in ratio.draws)
     assert "Pearson r of top1 on x" in (tmp_path / "ratio" / "sweep.md").read_text()

@@ -221,7 +221,7 @@ def run_bias(args) -> int:
     from goz.bench.analysis import analyze_bias, compare_bias
 
     out = Path(args.out) if args.out else Path("bias")
-    hierarchy = hierarchy_with_lemmas(args) if getattr(args, "lemmas", None) else _hierarchy(args)
+    hierarchy = _hierarchy(args)
     seen, unseen = splits.load(args.seen), splits.load(args.unseen)
     if not args.compare:
         analysis = analyze_bias(seen, unseen, hierarchy=hierarchy, train=args.train, test=args.test,
