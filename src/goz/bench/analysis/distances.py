@@ -46,6 +46,12 @@ def hop_matrix(hierarchy: Hierarchy, sources: Sequence[str], targets: Sequence[s
                        f"e.g. {', '.join(absent[:5])}")
     rows = np.array([index[w] for w in sources], dtype=np.int64)
     columns = np.array([index[w] for w in targets], dtype=np.int64)
+    if len(columns) < len(rows):   # hops are symmetric: search from the smaller side
+        return _searched(adjacency, columns, rows).T
+    return _searched(adjacency, rows, columns)
+
+
+def _searched(adjacency: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     distances = np.empty((len(rows), len(columns)))
     for start in range(0, len(rows), SOURCES_PER_PASS):
         chunk = rows[start:start + SOURCES_PER_PASS]
