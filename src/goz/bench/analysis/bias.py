@@ -422,9 +422,10 @@ def _write_comparison(comparison: BiasComparison, out: Path, latex: bool) -> Non
         axis.set(xlabel=label, ylabel="top-1 accuracy (%)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
-    x = [w.min_seen for w in windows]
+    x = [w.start for w in windows]   # windows in the pool's order: nearest to the seen classes first
     axes[2].plot(x, [100.0 * w.consistency for w in windows], marker=".", label="consistency (% of a class's samples)")
-    axes[2].set(xlabel="window mean hops to the nearest seen class", ylabel="trivial baseline consistency (%)")
+    axes[2].set(xlabel="window's first position in the pool (sorted by hops to the nearest seen class)",
+                ylabel="trivial baseline consistency (%)")
     twin = axes[2].twinx()
     twin.plot(x, [w.distinct_nearest for w in windows], color="tab:red", marker="x", label="distinct nearest seen")
     twin.set_ylabel("distinct nearest seen classes (count)")
