@@ -1,16 +1,26 @@
 """`build_split` / `goz split build`: image bounds, random draws from the candidate pool, the pool written out."""
 
 import pytest
+from split_fixtures import (
+    BANDSAW,
+    BEAGLE,
+    COUNTS,
+    GINGER,
+    HACKSAW,
+    LEMMAS,
+    MALLET,
+    SEEN,
+    SIAMESE,
+    TABBY,
+    hierarchy,
+    write_edges,
+)
 
 from goz import splits
 from goz.cli import main
 from goz.errors import GozError, SplitError
 from goz.splits import build_split
 from goz.splits.build import random_draw
-from goz.splits.lemmas import LemmaFilter
-
-from split_fixtures import (BANDSAW, BEAGLE, COUNTS, GINGER, HACKSAW, LEMMAS, MALLET, SEEN, SIAMESE, TABBY, hierarchy,
-                            write_edges)
 
 # After the hierarchy filter, the leaves not seen and with 200 images: ginger, beagle, tabby, mallet, hacksaw.
 POOL = sorted([GINGER, BEAGLE, TABBY, MALLET, HACKSAW])
