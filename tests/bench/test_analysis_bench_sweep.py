@@ -4,6 +4,7 @@ import importlib.util
 import queue
 
 import checkout
+
 from goz.splits.word_counts import read_word_counts
 
 

@@ -2,6 +2,25 @@
 
 import numpy as np
 import pytest
+from split_fixtures import (
+    ANIMAL,
+    BEAGLE,
+    CLAW,
+    DOG,
+    GINGER,
+    HACKSAW,
+    HUSKY,
+    KITTEN,
+    MALLET,
+    POODLE,
+    ROOT,
+    SAW,
+    SIAMESE,
+    TABBY,
+    TOOL,
+    hierarchy,
+    write_predictions,
+)
 
 from goz.bench import results
 from goz.bench.analysis import analyze_errors, read_noisy
@@ -9,9 +28,6 @@ from goz.bench.analysis.common import read_runs
 from goz.bench.analysis.distances import hop_matrix, pruned_parents
 from goz.errors import GozError
 from goz.splits.lemmas import LemmaFilter
-
-from split_fixtures import (ANIMAL, BEAGLE, CLAW, DOG, GINGER, HACKSAW, HUSKY, KITTEN, MALLET, POODLE, ROOT, SAW,
-                            SIAMESE, TABBY, TOOL, hierarchy, write_predictions)
 
 # (true, top-1): exact, ancestor, descendant, wrong, exact, wrong, exact, wrong
 PAIRS = [(BEAGLE, BEAGLE), (BEAGLE, DOG), (KITTEN, GINGER), (TABBY, SIAMESE), (TABBY, TABBY), (GINGER, HACKSAW),

@@ -49,9 +49,10 @@ def named(synthetic_benchmark, tmp_path_factory):
 
 def _sweep(named, kind, out, **options):
     b = named["b"]
-    defaults = dict(seen=named["seen"], counts=named["image_counts"], hierarchy=named["hierarchy"], train=b.train,
-                    test=b.test, semantics=b.semantics, models=["eszsl"], hyperparameters=ESZSL,
-                    bench_hierarchy=b.hierarchy, classes=3, draws=2, threads=1, progress=False, out=out)
+    defaults = {"seen": named["seen"], "counts": named["image_counts"], "hierarchy": named["hierarchy"],
+                "train": b.train, "test": b.test, "semantics": b.semantics, "models": ["eszsl"],
+                "hyperparameters": ESZSL, "bench_hierarchy": b.hierarchy, "classes": 3, "draws": 2, "threads": 1,
+                "progress": False, "out": out}
     return sweep(kind, **(defaults | options))
 
 
@@ -92,7 +93,7 @@ def test_a_killed_sweep_resumes_without_recomputing_finished_draws(named, tmp_pa
     import goz.bench.analysis.sweep as sweep_module
 
     counts = read_word_counts(named["counts"])
-    options = dict(bins=[0, 30, 1000, 100000], lemma_filter=LemmaFilter(word_counts=counts))
+    options = {"bins": [0, 30, 1000, 100000], "lemma_filter": LemmaFilter(word_counts=counts)}
     real_run_draw, calls = sweep_module.run_draw, []
 
     def killed_after_two(task):

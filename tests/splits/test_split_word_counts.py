@@ -5,15 +5,25 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from split_fixtures import BEAGLE, EDGES, MALLET, TABBY
 
 from goz.errors import GozError
-from goz.splits.lemmas import (LemmaFilter, SenseVectors, filter_lemmas, read_lemma_names, sense_matches,
-                               with_lemmas)
-from goz.splits.word_counts import (WordfreqCounts, class_word_count, describe_word_counts, load_word_counts,
-                                    read_word_counts)
+from goz.splits.lemmas import (
+    LemmaFilter,
+    SenseVectors,
+    filter_lemmas,
+    read_lemma_names,
+    sense_matches,
+    with_lemmas,
+)
+from goz.splits.word_counts import (
+    WordfreqCounts,
+    class_word_count,
+    describe_word_counts,
+    load_word_counts,
+    read_word_counts,
+)
 from goz.wordnet import Hierarchy, load
-
-from split_fixtures import BEAGLE, EDGES, LEMMAS, MALLET, TABBY
 
 DOG, BEAGLE_WN, PANGOLIN, AARDVARK = "n02084071", "n02088364", "n02461830", "n02082791"
 QUEEN_BEE, QUEEN_MONARCH = "n02313008", "n10499355"
@@ -123,7 +133,3 @@ def test_word_vector_sense_check():
     primary_disagree = LemmaFilter(sense="primary", sense_vectors=vectors, sense_check="disagree")
     assert filter_lemmas(h, [saw_tool, saw_saying], primary_disagree) == {saw_tool: ("saw",)}
     assert not SenseVectors({}).agrees(h, saw_tool, "saw")         # no vector: not kept
-
-
-def test_named_fixture_is_untouched():
-    assert LEMMAS[BEAGLE] == ["beagle"]

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from goz import splits
 from goz.commands.bench import parse_assignments
-from goz.commands.options import add_hierarchy_option, add_quiet_option, non_negative_int, positive_int
+from goz.commands.options import (
+    add_hierarchy_option,
+    add_quiet_option,
+    non_negative_int,
+    positive_int,
+)
 from goz.commands.split import add_lemma_options, hierarchy_with_lemmas, lemma_filter_of
 from goz.errors import GozError
 from goz.splits import read_counts

@@ -53,12 +53,12 @@ class WordfreqCounts(Mapping[str, int]):
     def _lookup(self, word: str) -> int:
         from wordfreq import word_frequency
 
-        return int(round(word_frequency(word.translate(_SEPARATORS), self.language) * PER_WORDS))
+        return round(word_frequency(word.translate(_SEPARATORS), self.language) * PER_WORDS)
 
     def __getitem__(self, word: str) -> int:
         return self._count(word.lower())
 
-    def get(self, word: str, default: int = 0) -> int:  # noqa: ARG002 (every word has a count, 0 if unseen)
+    def get(self, word: str, default: int = 0) -> int:
         return self[word]
 
     def __contains__(self, word: object) -> bool:
@@ -130,7 +130,7 @@ def _split_line(text: str) -> tuple[str | None, str]:
 class _CounterUnpickler(pickle.Unpickler):
     """Accepts a dict or a collections.Counter of str -> int, refuses every other global (no code runs)."""
 
-    ALLOWED = {("collections", "Counter"), ("collections", "OrderedDict")}
+    ALLOWED = frozenset({("collections", "Counter"), ("collections", "OrderedDict")})
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:

@@ -12,8 +12,19 @@ Each writes `<name>.md`, `<name>.csv` (every plotted number), PNG figures and, o
 tables; outputs made from synthetic inputs say SYNTHETIC DATA (`goz.bench.analysis.common`).
 """
 
-from goz.bench.analysis.bias import BiasAnalysis, BiasComparison, analyze_bias, compare_bias, trivial_semantics
-from goz.bench.analysis.errors import ErrorAnalysis, ErrorClassifier, analyze_errors, read_noisy
+from goz.bench.analysis.bias import (
+           BiasAnalysis,
+           BiasComparison,
+           analyze_bias,
+           compare_bias,
+           trivial_semantics,
+)
+from goz.bench.analysis.errors import (
+           ErrorAnalysis,
+           ErrorClassifier,
+           analyze_errors,
+           read_noisy,
+)
 
 __all__ = ["BiasAnalysis", "BiasComparison", "ErrorAnalysis", "ErrorClassifier", "analyze_bias", "analyze_errors",
            "compare_bias", "read_noisy", "trivial_semantics"]

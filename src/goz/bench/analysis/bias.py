@@ -292,8 +292,8 @@ def compare_bias(seen: Sequence[str], pool: Sequence[str], *, hierarchy: Hierarc
             _drop(pool, dropped, "candidates without a class vector", lambda w: w in table)
         distances = hop_matrix(hierarchy, seen, pool, graph=hops, classes=[*seen, *pool])
         min_seen, mean_seen = nearest_and_mean(distances)
-        _drop(pool, dropped, "candidates not connected to any seen class",
-              lambda w, d=dict(zip(pool, min_seen)): np.isfinite(d[w]))
+        reachable = {w for w, d in zip(pool, min_seen) if np.isfinite(d)}
+        _drop(pool, dropped, "candidates not connected to any seen class", reachable.__contains__)
         keep = [i for i, _ in enumerate(min_seen) if np.isfinite(min_seen[i])]
         distances, min_seen, mean_seen = distances[:, keep], min_seen[keep], mean_seen[keep]
         if len(pool) < window:

@@ -32,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from goz.bench.analysis.common import Report, Run, class_accuracy, correlate, figure_title, read_runs
+from goz.bench.analysis.common import (
+    Report,
+    Run,
+    class_accuracy,
+    correlate,
+    figure_title,
+    read_runs,
+)
 from goz.errors import GozError
 from goz.figures import bar_plot, plt, save_figure
 from goz.names import parse_image_key

@@ -19,6 +19,7 @@ classes, and Spearman's rho; counts are correlated on a log10 scale (classes wit
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +40,18 @@ from goz.bench.analysis.distances import hop_matrix, nearest_and_mean
 from goz.errors import GozError
 from goz.figures import plt, save_figure
 from goz.splits.lemmas import LemmaFilter, filter_lemmas
-from goz.splits.word_counts import class_word_count, describe_word_counts, load_word_counts
+from goz.splits.word_counts import (
+    class_word_count,
+    describe_word_counts,
+    load_word_counts,
+)
 from goz.wordnet import Hierarchy
 
 WORD_CAP = 10_000
 COUNT_FACTORS = ("image count", "word count")
 FACTORS = ("image count", "word count", "min hops to seen", "mean hops to seen", "min hops to other unseen",
            "mean hops to other unseen", "ratio min seen / min other unseen")
+PRIMARY_SENSE = LemmaFilter()   # a class's word count: over the lemmas it is the first sense of
 BINS = 5   # quantile bins of a factor for the binned means in the figures
 
 
@@ -120,7 +126,7 @@ class FactorAnalysis:
 
 def analyze_factors(results: str | Path, *, hierarchy: Hierarchy, seen: Sequence[str],
                     counts: Mapping[str, int] | None = None, word_counts: Mapping[str, int] | None = None,
-                    word_source: str | Path | None = None, lemma_filter: LemmaFilter | None = LemmaFilter(),
+                    word_source: str | Path | None = None, lemma_filter: LemmaFilter | None = PRIMARY_SENSE,
                     word_cap: int | None = WORD_CAP, hops: str = "wordnet", candidates: Sequence[str] = (),
                     allow_mixed: bool = False, seed: int = 0, out: str | Path | None = None,
                     latex: bool = False) -> FactorAnalysis:
@@ -206,14 +212,14 @@ def binned_means(pairs: np.ndarray, bins: int = BINS,
         return []
     edges = np.unique(np.quantile(pairs[:, 0], np.linspace(0, 1, bins + 1)))
     found = []
-    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+    for i, (low, high) in enumerate(itertools.pairwise(edges)):
         last = i == len(edges) - 2
         inside = (pairs[:, 0] >= low) & ((pairs[:, 0] <= high) if last else (pairs[:, 0] < high))
         y = pairs[inside, 1]
         if len(y):
             interval = bootstrap_interval(y, lambda a: float(np.mean(a)), seed=seed)
             found.append((float(low), float(high), float(np.mean(pairs[inside, 0])), float(np.mean(y)), *interval,
-                          int(len(y))))
+                          len(y)))
     return found
 
 

@@ -25,6 +25,7 @@ count); Pearson r of accuracy on log10(x) over the draws, as the original comput
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -35,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from goz.bench.analysis.common import Report, correlate, figure_title, log_scale_values, mean_interval
+from goz.bench.analysis.common import (
+    Report,
+    correlate,
+    figure_title,
+    log_scale_values,
+    mean_interval,
+)
 from goz.errors import GozError, SplitError
 from goz.figures import plt, save_figure
 from goz.home import write_text_atomic
@@ -227,12 +234,12 @@ def sweep_bins(kind: str, bins: Sequence | None = None) -> list[SweepBin]:
     values = list(bins) if bins is not None else DEFAULT_BINS[kind]
     if kind in ("words", "images"):
         edges = [int(v) for v in values]
-        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+        if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0:
             raise GozError(f"--bins for `{kind}`: at least two increasing counts >= 0, got {values}")
         if kind == "words":   # a lemma is kept when low < count < high (strict, as in GOZ)
             return [SweepBin(f"({a}, {b})", {"min_word_count": a, "max_word_count": b}, None)
-                    for a, b in zip(edges, edges[1:])]
-        return [SweepBin(f"[{a}, {b})", {"min_images": a, "max_images": b}, None) for a, b in zip(edges, edges[1:])]
+                    for a, b in itertools.pairwise(edges)]
+        return [SweepBin(f"[{a}, {b})", {"min_images": a, "max_images": b}, None) for a, b in itertools.pairwise(edges)]
     if kind == "sense":
         if not values or any(v not in ("primary", "secondary") for v in values):
             raise GozError(f"--bins for `sense`: primary and/or secondary, got {values}")
