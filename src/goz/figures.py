@@ -1,10 +1,16 @@
-"""Markdown tables and PNG figures: the one writer of every report's tables and plots (matplotlib, Agg backend).
+"""Tables (Markdown, CSV, LaTeX) and PNG figures: the one writer of every report's tables and plots
+(matplotlib, Agg backend).
 
-Figures are written atomically (`save_figure`): a killed report never leaves half a PNG.
+Every file is written atomically: a killed report never leaves half a PNG or half a table. A table
+has one cell format (`format_cell`: floats with two decimals), so its Markdown and its LaTeX show the
+same numbers; its CSV keeps full precision (`write_csv`), for whoever re-plots it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,7 +20,7 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from goz.home import atomic_path  # noqa: E402
+from goz.home import atomic_path, write_text_atomic  # noqa: E402
 
 
 def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
@@ -27,13 +33,83 @@ def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
+def format_cell(value: object) -> str:
+    """A table cell as Markdown and LaTeX show it: floats with two decimals ("n/a" for NaN), the rest as str."""
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured Markdown table; floats printed with two decimals."""
-    def cell(value: object) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# Characters LaTeX reads as commands, and the few non-ASCII symbols goz's tables use.
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "≤": r"$\leq$", "≥": r"$\geq$", "±": r"$\pm$", "ρ": r"$\rho$", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(character, character) for character in text)
+
+
+def latex_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, caption: str | None = None,
+                label: str | None = None) -> str:
+    """A booktabs table (`\\toprule`, `\\midrule`, `\\bottomrule`: needs `\\usepackage{booktabs}`), cells
+    formatted as `markdown_table` shows them; numeric columns right-aligned. With a caption or a label,
+    wrapped in a `table` float."""
+    cells = [[format_cell(v) for v in row] for row in rows]
+
+    def numeric(column: int) -> bool:
+        values = [row[column] for row in cells if column < len(row) and row[column] not in ("", "n/a")]
+        return bool(values) and all(_is_number(v) for v in values)
+
+    spec = "".join("r" if numeric(i) else "l" for i in range(len(headers)))
+    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(latex_escape(h) for h in headers) + r" \\",
+             r"\midrule"]
+    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in cells]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption is None and label is None:
+        return "\n".join(lines) + "\n"
+    wrapped = [r"\begin{table}[t]", r"\centering"]
+    if caption is not None:
+        wrapped.append(rf"\caption{{{latex_escape(caption)}}}")
+    if label is not None:
+        wrapped.append(rf"\label{{{label}}}")
+    return "\n".join(wrapped + lines + [r"\end{table}"]) + "\n"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.rstrip("%"))
+    except ValueError:
+        return False
+    return True
+
+
+def write_latex_table(path: str | Path, headers: Sequence[str], rows: Sequence[Sequence[object]], *,
+                      caption: str | None = None, label: str | None = None) -> Path:
+    """`latex_table` written atomically to `path`."""
+    return write_text_atomic(path, latex_table(headers, rows, caption=caption, label=label))
+
+
+def write_csv(path: str | Path, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    """A CSV (atomic) with full-precision numbers: every value a figure plots, for whoever re-plots it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows([_csv_value(v) for v in row] for row in rows)
+    return write_text_atomic(path, buffer.getvalue())
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
 
 
 

@@ -19,7 +19,7 @@ def test_most_frequent_sense_keeps_the_right_lemmas():
     h = ambiguous_hierarchy()
     kept = filter_lemmas(h, [SAW, HACKSAW, BANDSAW, TABBY, CAT], LemmaFilter())
     assert kept == {SAW: ("saw",), HACKSAW: ("hacksaw",), TABBY: ("tabby",), CAT: ("cat",)}   # bandsaw: none left
-    assert filter_lemmas(h, [BANDSAW], LemmaFilter(most_frequent_sense=False)) == {BANDSAW: ("saw",)}
+    assert filter_lemmas(h, [BANDSAW], LemmaFilter(sense="any")) == {BANDSAW: ("saw",)}
 
 
 def test_word_count_bounds_are_strict_and_vocabulary_filters():

@@ -1,23 +1,27 @@
 """`build_split`: the GOZ construction of an unseen split, every step an option.
 
-1. candidates: synsets with at least `min_images` images (not seen, in the hierarchy);
+1. candidates: synsets with at least `min_images` images (and fewer than `max_images` when given;
+   not seen, in the hierarchy, and among `available` when given: e.g. the classes of a test store);
 2. lemma filter: keep a class only if some lemma names it well (see `goz.splits.lemmas`);
 3. branch exclusions: whole subtrees (`exclude`) or subtrees without their root (`exclude_below`);
    a descendant that also has a parent outside the excluded branch stays, as in GOZ;
 4. hierarchy filter: deepest candidates first, accept one only if it is neither an ancestor nor a
-   descendant of a seen class or of a class accepted before (ties in depth: seeded order);
-5. distribution matching: walk a spanning tree of the hierarchy (each synset under its first
-   parent) top-down and split the N classes among a node's children so that the counts follow
-   the seen classes' distribution over those children (`ratio=1`), its inverse (`ratio=0`,
+   descendant of a seen class or of a class accepted before (ties in depth: seeded order). What
+   is left is the candidate pool (`BuiltSplit.candidates`, `--write-candidates`);
+5. either distribution matching (`size`): walk a spanning tree of the hierarchy (each synset under
+   its first parent) top-down and split the N classes among a node's children so that the counts
+   follow the seen classes' distribution over those children (`ratio=1`), its inverse (`ratio=0`,
    inverse of x = (1 - x) / sum(1 - x)) or a mix, capped by the candidates under each child; the
-   shortfall of a capped child goes to the child furthest below its target.
+   shortfall of a capped child goes to the child furthest below its target;
+   or a random draw (`sample`): N classes drawn uniformly from the pool under `seed`, as the GOZ
+   paper's factor analyses drew their splits.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +47,9 @@ class BuiltSplit:
     stages: dict[str, int]                    # filter step -> classes left after it
     branches: list[tuple[str, int, int, int]]  # (branch wnid, seen, candidates, unseen) per top-level branch
     options: dict = field(default_factory=dict)
-    lemmas: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lemmas: dict[str, tuple[str, ...]] = field(default_factory=dict)            # kept lemmas of the unseen classes
+    candidates: list[str] = field(default_factory=list)                         # the pool after the hierarchy filter
+    candidate_lemmas: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kept lemmas of the pool
 
     def markdown(self, hierarchy: Hierarchy) -> str:
         options = "\n".join(f"- `{key}`: {value}" for key, value in self.options.items())
@@ -57,16 +63,25 @@ class BuiltSplit:
                                   for w, s, c, u in self.branches]))
 
 
-def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hierarchy: Hierarchy,
-                min_images: int = 100, lemma_filter: LemmaFilter | None = LemmaFilter(),
-                exclude: Sequence[str] = (), exclude_below: Sequence[str] = (), ratio: float = 1.0,
-                seed: int = 0, report_depth: int | None = None, out: str | Path | None = None) -> BuiltSplit:
-    """The GOZ construction (module docstring); writes the split to `out` and its report next to it
-    (`<out>.report.md`, `<out>.report.png`) when `out` is given."""
+def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int | None, *, hierarchy: Hierarchy,
+                min_images: int = 100, max_images: int | None = None,
+                lemma_filter: LemmaFilter | None = LemmaFilter(), exclude: Sequence[str] = (),
+                exclude_below: Sequence[str] = (), ratio: float = 1.0, seed: int = 0, sample: int | None = None,
+                available: Collection[str] | None = None, report_depth: int | None = None,
+                out: str | Path | None = None, candidates_out: str | Path | None = None) -> BuiltSplit:
+    """The GOZ construction (module docstring): `size` classes by distribution matching, or with
+    `sample` a random draw of that many from the candidate pool. Writes the split to `out` and its
+    report next to it (`<out>.report.md`, `<out>.report.png`) when `out` is given, and the pool to
+    `candidates_out` when given."""
     if not 0.0 <= ratio <= 1.0:
         raise GozError(f"--ratio must lie in [0, 1], got {ratio}")
-    if size < 1:
-        raise GozError(f"the split size must be at least 1, got {size}")
+    if (size is None) == (sample is None):
+        raise GozError("give either a split size (distribution matching) or --sample N (a random draw), not both")
+    wanted = size if size is not None else sample
+    if wanted < 1:
+        raise GozError(f"the split size must be at least 1, got {wanted}")
+    if max_images is not None and max_images <= min_images:
+        raise GozError(f"--max-images ({max_images}) must be above --min-images ({min_images})")
     unknown = [w for w in seen if w not in hierarchy]
     if unknown:
         log.warning("%d seen classes are not in the hierarchy and are ignored: %s", len(unknown), ", ".join(unknown[:10]))
@@ -74,8 +89,14 @@ def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hi
     seen_set = set(seen)
     tiebreak = _seeded_rank(hierarchy, seed)
     stages: dict[str, int] = {}
-    candidates = sorted(w for w, n in counts.items() if n >= min_images and w in hierarchy and w not in seen_set)
-    stages[f"at least {min_images} images"] = len(candidates)
+    candidates = sorted(w for w, n in counts.items() if n >= min_images and (max_images is None or n < max_images)
+                        and w in hierarchy and w not in seen_set)
+    stages[f"at least {min_images} images" + (f", fewer than {max_images}" if max_images is not None else "")] = \
+        len(candidates)
+    if available is not None:
+        available = set(available)
+        candidates = [w for w in candidates if w in available]
+        stages[f"among the {len(available)} available classes"] = len(candidates)
     lemmas: dict[str, tuple[str, ...]] = {}
     if lemma_filter is not None:
         lemmas = filter_lemmas(hierarchy, candidates, lemma_filter)
@@ -88,18 +109,45 @@ def build_split(seen: Sequence[str], counts: Mapping[str, int], size: int, *, hi
     candidates = hierarchy_filter(hierarchy, candidates, seen, tiebreak)
     stages["hierarchy filter"] = len(candidates)
     tree = SpanningTree(hierarchy, [*seen, *candidates])
-    unseen = sorted(tree.match_distribution(set(candidates), seen_set, size, ratio, tiebreak))
-    stages["distribution matching"] = len(unseen)
+    if sample is not None:
+        unseen = random_draw(candidates, sample, seed)
+        stages[f"random draw (seed {seed})"] = len(unseen)
+    else:
+        unseen = sorted(tree.match_distribution(set(candidates), seen_set, size, ratio, tiebreak))
+        stages["distribution matching"] = len(unseen)
     depth = report_depth if report_depth is not None else tree.report_depth([*seen, *unseen])
-    options = {"size": size, "min_images": min_images, "ratio": ratio, "seed": seed,
-               "lemma_filter": _describe(lemma_filter) if lemma_filter is not None else "off",
+    options = {"size": size if size is not None else f"random draw of {sample}", "min_images": min_images,
+               "max_images": max_images if max_images is not None else "none",
+               "ratio": ratio if sample is None else "n/a (random draw)", "seed": seed,
+               "lemma_filter": lemma_filter.describe() if lemma_filter is not None else "off",
                "exclude": ", ".join(exclude) or "none", "exclude_below": ", ".join(exclude_below) or "none",
                "seen classes": len(seen), "report depth": depth}
     built = BuiltSplit(unseen, stages, tree.branch_counts(depth, seen, candidates, unseen), options,
-                       {w: lemmas[w] for w in unseen if w in lemmas})
+                       {w: lemmas[w] for w in unseen if w in lemmas}, sorted(candidates),
+                       {w: lemmas[w] for w in candidates if w in lemmas})
     if out is not None:
         write_build_outputs(built, Path(out), hierarchy)
+    if candidates_out is not None:
+        write_candidates(built, Path(candidates_out))
     return built
+
+
+def random_draw(pool: Sequence[str], n: int, seed: int) -> list[str]:
+    """`n` classes drawn uniformly without replacement from `pool` (sorted first, so the draw depends
+    only on the pool's content and the seed); sorted."""
+    pool = sorted(pool)
+    if len(pool) < n:
+        raise SplitError(f"only {len(pool)} candidates pass the filters, a random draw of {n} requested: "
+                         f"lower --sample or --min-images, or relax the lemma filter")
+    chosen = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
+    return sorted(pool[i] for i in chosen)
+
+
+def write_candidates(built: BuiltSplit, path: Path) -> Path:
+    """The candidate pool (after the hierarchy filter) as a split file; the header says how it was built."""
+    options = "; ".join(f"{key}={value}" for key, value in built.options.items()
+                        if key not in ("size", "ratio", "report depth"))
+    return save_split(built.candidates, path, header=f"candidate pool of goz split build: {options}")
 
 
 def write_build_outputs(built: BuiltSplit, out: Path, hierarchy: Hierarchy) -> None:
@@ -258,17 +306,6 @@ def _seeded_rank(hierarchy: Hierarchy, seed: int) -> dict[str, int]:
     wnids = sorted(hierarchy.synsets)
     permutation = np.random.default_rng(seed).permutation(len(wnids))
     return dict(zip(wnids, permutation.tolist()))
-
-
-def _describe(conditions: LemmaFilter) -> str:
-    parts = ["most frequent sense"] if conditions.most_frequent_sense else []
-    if conditions.word_counts is not None:
-        low = "-" if conditions.min_word_count is None else conditions.min_word_count
-        high = "-" if conditions.max_word_count is None else conditions.max_word_count
-        parts.append(f"word count in ({low}, {high})")
-    if conditions.vocabulary is not None:
-        parts.append(f"in a vocabulary of {len(conditions.vocabulary)} words")
-    return "; ".join(parts) or "none"
 
 
 def _label(hierarchy: Hierarchy, wnid: str) -> str:
