@@ -103,7 +103,7 @@ def test_a_temporary_left_by_a_killed_run_is_replaced_and_the_source_untouched(v
     target = out / WNIDS[0] / f"{WNIDS[0]}_2.JPEG"
     target.parent.mkdir(parents=True)
     # A killed run left the temporary (goz.home.atomic_path's name) as a symlink to another validation image.
-    stale = target.with_name(f"{target.stem}.tmp{target.suffix}")
+    stale = target.with_name(f"{target.name}.tmp")
     stale.symlink_to(val_dir / "ILSVRC2012_val_00000004.JPEG")
     prepare_val(val_dir, labels, out, copy=True, progress=False)
     assert tree(out) == expected_tree() and not stale.is_symlink()
