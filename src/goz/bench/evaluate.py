@@ -20,12 +20,20 @@ Conventions shared by every function here:
 - Every class counts. The original benchmark split gzsl samples with the masks `y < 500` and
   `y > 500`, which silently dropped the first seen class (label 500) from s; goz does not.
 
-Memory: scores may be (60,000 x 1,500); ranks are counted chunk by chunk without sorting rows.
+- A sample is a top-k hit exactly when DGP's `evaluate_imagenet.py` counts a Hit@k: the number of
+  candidates scoring at least as high as the true class, itself included, is at most k.
+
+Two ways to the same numbers. In memory (`evaluate`, `seen_unseen_curve`, `topk_predictions`): a
+whole (n_samples, n_candidates) score matrix, ranked chunk by chunk; the reference. Streamed
+(`StreamingEvaluation`, what `goz bench` uses): score blocks fed in sample order, each ranked and
+dropped, keeping per sample only its true rank, its top-k list and (gzsl) its calibration
+threshold; memory O(block rows x candidates + samples x k), results equal to the reference's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +41,7 @@ from scipy.integrate import trapezoid
 
 from goz.errors import GozError
 
-__all__ = ["topk_hits", "topk_predictions", "evaluate", "seen_unseen_curve"]
+__all__ = ["topk_hits", "topk_predictions", "evaluate", "seen_unseen_curve", "StreamingEvaluation", "Evaluation"]
 
 CHUNK_ROWS = 2048
 
@@ -94,9 +102,10 @@ def topk_hits(scores: np.ndarray, true: np.ndarray, k_max: int = 5) -> np.ndarra
 def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
     """(n, min(k, n_candidates)) int64: the indices of the best-scored candidates, best first.
 
-    Equal scores within the list are ordered by candidate index (which of several candidates tied
-    at the last place makes the list is up to torch.topk); unlike `topk_hits`, the list does not
-    apply the tie-is-a-miss rule (a true class tied with a better-listed one appears in it).
+    The order is exact: by score, descending, and among equal scores by candidate index, ascending
+    (of several candidates tied at the last place, the lowest indices make the list). Unlike
+    `topk_hits`, the list does not apply the tie-is-a-miss rule (a true class tied with a
+    better-listed one appears in it).
     """
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.dtype.kind not in "fiu":
@@ -107,10 +116,9 @@ def topk_predictions(scores: np.ndarray, k: int = 5) -> np.ndarray:
     predictions = np.empty((scores.shape[0], k), dtype=np.int64)
     # Ranking needs no float64: compare in the scores' own precision (float16 widened to float32).
     for rows, block in _chunks(scores, None, np.promote_types(scores.dtype, np.float32)):
-        # torch.topk selects without sorting whole rows (several times faster than np.argpartition).
-        best_scores, best = (t.numpy() for t in torch.from_numpy(block).topk(k, dim=1))
-        order = np.lexsort((best, -best_scores), axis=1)
-        predictions[rows] = np.take_along_axis(best, order, axis=1)
+        # A stable descending sort keeps equal scores in index order: the rule above, by definition.
+        order = torch.from_numpy(block).sort(dim=1, descending=True, stable=True).indices
+        predictions[rows] = order[:, :k].numpy()
     return predictions
 
 
@@ -154,27 +162,47 @@ def evaluate(scores: np.ndarray, true: np.ndarray, candidates: Sequence[str],
     _check_candidates(candidates)
     if len(true) == 0:
         raise GozError("no samples to evaluate")
+    ks = _check_ks(ks)
+    _check_calibration(calibration, seen_wnids)
+    is_seen = None if seen_wnids is None else _seen_mask(candidates, seen_wnids)
+    offsets = None if is_seen is None or calibration == 0.0 else calibration * is_seen
+    _check_groups(is_seen, true)
+    return _metrics_of_ranks(_true_ranks(scores, true, offsets), true, len(candidates), is_seen, ks)
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
     if not ks or min(ks) < 1:
         raise GozError(f"ks must be positive integers, got {list(ks)}")
+    return list(ks)
+
+
+def _check_calibration(calibration: float, seen_wnids) -> None:
     if not np.isfinite(calibration):
         raise GozError(f"calibration must be a finite number, got {calibration}")
     if seen_wnids is None and calibration != 0.0:
         raise GozError("calibration only applies to the gzsl setting (pass seen_wnids)")
-    is_seen = None if seen_wnids is None else _seen_mask(candidates, seen_wnids)
-    offsets = None if is_seen is None or calibration == 0.0 else calibration * is_seen
-    ranks = _true_ranks(scores, true, offsets)
-    groups: dict[str, np.ndarray] = {"": np.ones(len(true), dtype=bool)}
+
+
+def _check_groups(is_seen: np.ndarray | None, true: np.ndarray) -> None:
     if is_seen is not None:
         sample_is_seen = is_seen[true]
         if sample_is_seen.all() or not sample_is_seen.any():
             raise GozError("gzsl evaluation needs samples of both unseen and seen classes "
                            f"(got {int((~sample_is_seen).sum())} unseen, {int(sample_is_seen.sum())} seen)")
+
+
+def _metrics_of_ranks(ranks: np.ndarray, true: np.ndarray, n_candidates: int, is_seen: np.ndarray | None,
+                      ks: Sequence[int]) -> dict[str, float]:
+    """`evaluate`'s dict from each sample's count of other candidates at least as high as its true class."""
+    groups: dict[str, np.ndarray] = {"": np.ones(len(true), dtype=bool)}
+    if is_seen is not None:
+        sample_is_seen = is_seen[true]
         groups.update({"u_": ~sample_is_seen, "s_": sample_is_seen})
     metrics: dict[str, float] = {}
     for k in ks:
         hits = ranks < k
         for prefix, members in groups.items():
-            pooled, per_class = _accuracies(hits[members], true[members], len(candidates))
+            pooled, per_class = _accuracies(hits[members], true[members], n_candidates)
             metrics[f"{prefix}top{k}"] = pooled
             metrics[f"{prefix}top{k}_per_class"] = per_class
         if is_seen is not None:
@@ -212,6 +240,11 @@ def seen_unseen_curve(scores: np.ndarray, true: np.ndarray, candidates: Sequence
         threshold = np.where(sample_is_seen[rows], true_scores - best_unseen, best_seen - true_scores)
         never = np.where(sample_is_seen[rows], -np.inf, np.inf)
         thresholds[rows] = np.where(beaten_in_group, never, threshold)
+    return _curve_of_thresholds(thresholds, sample_is_seen)
+
+
+def _curve_of_thresholds(thresholds: np.ndarray, sample_is_seen: np.ndarray) -> dict:
+    """`seen_unseen_curve`'s dict from each sample's calibration threshold (see there)."""
     unseen_thresholds = np.sort(thresholds[~sample_is_seen])
     seen_thresholds = np.sort(thresholds[sample_is_seen])
     breakpoints = np.unique(thresholds[np.isfinite(thresholds)])
@@ -226,3 +259,180 @@ def seen_unseen_curve(scores: np.ndarray, true: np.ndarray, candidates: Sequence
         / len(seen_thresholds)
     return {"calibrations": calibrations, "unseen_accuracy": unseen_accuracy, "seen_accuracy": seen_accuracy,
             "ausuc": float(trapezoid(seen_accuracy, unseen_accuracy))}
+
+
+# -- streaming: the same numbers from blocks of rows, never a samples x candidates matrix ------------
+
+
+@dataclass
+class Evaluation:
+    """What `StreamingEvaluation.finish` returns: `evaluate`'s metrics, `seen_unseen_curve`'s dict
+    (gzsl; else None), `topk_predictions`' lists and, per sample, the number of other candidates
+    scoring at least as high as its true class (`true_ranks`: a top-k hit when below k)."""
+
+    metrics: dict[str, float]
+    curve: dict | None
+    topk: np.ndarray
+    true_ranks: np.ndarray
+
+
+class StreamingEvaluation:
+    """`evaluate`, `seen_unseen_curve` and `topk_predictions` from score blocks fed in sample order.
+
+    `true` (every sample's true candidate index) is known from the start; `update(block)` takes the
+    next rows' scores, (rows, n_candidates), as a numpy array or a torch tensor on any device (the
+    ranking runs where the block is, in its precision: float16 widened to float32, integers to
+    float64, as the in-memory functions compare). Per sample it keeps only what the metrics need:
+    its true rank (int32), its `predictions` best candidates (int64) and in gzsl the calibration at
+    which its prediction changes group (float64). Memory: one block and a few block-sized boolean
+    masks, plus 8 + 4 + 8 x predictions (+ 8 in gzsl) bytes per sample. The results equal the
+    in-memory functions' on the same scores, ties included (the tests hold them to it).
+    """
+
+    def __init__(self, candidates: Sequence[str], true: np.ndarray, seen_wnids: Sequence[str] | None = None,
+                 ks: Sequence[int] = (1, 2, 3, 4, 5), calibration: float = 0.0, predictions: int = 5,
+                 curve: bool | None = None):
+        candidates = list(candidates)
+        _check_candidates(candidates)
+        if not candidates:
+            raise GozError("no candidates to evaluate against")
+        try:
+            true = np.asarray(true)
+        except ValueError as error:
+            raise GozError(f"true must be an array of class indices ({error})") from None
+        if true.ndim != 1 or not np.issubdtype(true.dtype, np.integer):
+            raise GozError(f"true must be (n_samples,) integer indices into the candidates, got {true.dtype} {true.shape}")
+        if len(true) == 0:
+            raise GozError("no samples to evaluate")
+        if true.min() < 0 or true.max() >= len(candidates):
+            raise GozError(f"true holds indices outside [0, {len(candidates)}): {true.min()}..{true.max()}")
+        if predictions < 1:
+            raise GozError(f"predictions must be at least 1, got {predictions}")
+        self.ks = _check_ks(ks)
+        _check_calibration(calibration, seen_wnids)
+        self.candidates, self.true = candidates, true.astype(np.int64)
+        self.is_seen = None if seen_wnids is None else _seen_mask(candidates, seen_wnids)
+        _check_groups(self.is_seen, self.true)
+        if curve and self.is_seen is None:
+            raise GozError("the seen-unseen curve needs seen_wnids (the gzsl setting)")
+        self.curve = self.is_seen is not None if curve is None else curve
+        self._offsets = None if self.is_seen is None or calibration == 0.0 else calibration * self.is_seen
+        self._k = min(predictions, len(candidates))
+        n = len(true)
+        self._ranks = np.empty(n, dtype=np.int32)
+        self._topk = np.empty((n, self._k), dtype=np.int64)
+        self._thresholds = np.empty(n, dtype=np.float64) if self.curve else None
+        self._filled = 0
+        self._device_constants: dict[torch.device, dict] = {}
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.true)
+
+    def update(self, scores) -> None:
+        """Ranks the next `len(scores)` samples (their scores against every candidate, in candidate order)."""
+        block = scores if isinstance(scores, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(scores))
+        if block.ndim != 2 or block.shape[1] != len(self.candidates):
+            raise GozError(f"a score block must be (rows, {len(self.candidates)} candidates), got {tuple(block.shape)}")
+        if block.dtype == torch.bool or block.is_complex():
+            raise GozError(f"scores must be real numbers, got dtype {block.dtype}")
+        start, stop = self._filled, self._filled + block.shape[0]
+        if stop > self.n_samples:
+            raise GozError(f"more score rows ({stop}) than samples ({self.n_samples})")
+        if block.shape[0] == 0:
+            return
+        block = block.to(_ranking_dtype(block.dtype))
+        if not bool(torch.isfinite(block).all()):
+            raise GozError(f"scores hold NaN or infinite values (rows {start}..{stop - 1}); "
+                           "the model diverged or its input holds NaN/inf")
+        constants = self._constants(block.device)
+        true = torch.from_numpy(self.true[start:stop]).to(block.device)
+        true_scores = block.gather(1, true[:, None])
+        at_least = block >= true_scores                   # (rows, C): the candidates that beat or tie the true class
+        if self._offsets is None:
+            ranking = at_least
+        else:  # calibrated stacking, in float64 as `evaluate` subtracts the offsets
+            shifted = block.to(torch.float64) - constants["offsets"]
+            ranking = shifted >= shifted.gather(1, true[:, None])
+            del shifted
+        self._ranks[start:stop] = (ranking.sum(dim=1) - 1).cpu().numpy()
+        del ranking
+        if self._thresholds is not None:
+            self._thresholds[start:stop] = self._curve_thresholds(block, true, true_scores, at_least,
+                                                                  constants).cpu().numpy()
+        del at_least
+        self._topk[start:stop] = self._best(block).cpu().numpy()
+        self._filled = stop
+
+    def finish(self) -> Evaluation:
+        if self._filled != self.n_samples:
+            raise GozError(f"scores were given for {self._filled} of the {self.n_samples} samples")
+        metrics = _metrics_of_ranks(self._ranks, self.true, len(self.candidates), self.is_seen, self.ks)
+        curve = None
+        if self._thresholds is not None:
+            curve = _curve_of_thresholds(self._thresholds, self.is_seen[self.true])
+        return Evaluation(metrics, curve, self._topk, self._ranks)
+
+    # -- per block ----------------------------------------------------------------------------------
+    def _constants(self, device: torch.device) -> dict:
+        """The candidate masks and offsets, on the device of the blocks (moved once)."""
+        if device not in self._device_constants:
+            constants: dict = {"columns": torch.arange(len(self.candidates), device=device, dtype=torch.float64)}
+            if self.is_seen is not None:
+                constants["is_seen"] = torch.from_numpy(self.is_seen).to(device)
+                constants["seen"] = _column_group(self.is_seen, device)
+                constants["unseen"] = _column_group(~self.is_seen, device)
+            if self._offsets is not None:
+                constants["offsets"] = torch.from_numpy(self._offsets).to(device)
+            self._device_constants[device] = constants
+        return self._device_constants[device]
+
+    def _curve_thresholds(self, block: torch.Tensor, true: torch.Tensor, true_scores: torch.Tensor,
+                          at_least: torch.Tensor, constants: dict) -> torch.Tensor:
+        """As `seen_unseen_curve`: the calibration beyond which the sample is right (+-inf: never)."""
+        sample_is_seen = constants["is_seen"][true]
+        seen_at_least = _columns(at_least, constants["seen"]).sum(dim=1)
+        own_group = torch.where(sample_is_seen, seen_at_least, at_least.sum(dim=1) - seen_at_least)
+        best_seen = _columns(block, constants["seen"]).amax(dim=1).to(torch.float64)
+        best_unseen = _columns(block, constants["unseen"]).amax(dim=1).to(torch.float64)
+        true64 = true_scores[:, 0].to(torch.float64)
+        threshold = torch.where(sample_is_seen, true64 - best_unseen, best_seen - true64)
+        never = torch.where(sample_is_seen, -torch.inf, torch.inf).to(torch.float64)
+        return torch.where(own_group > 1, never, threshold)
+
+    def _best(self, block: torch.Tensor) -> torch.Tensor:
+        """`topk_predictions`' rule: by score descending, equal scores by index ascending (also at the last place)."""
+        k = self._k
+        values, index = block.topk(k, dim=1)
+        kth = values[:, -1:]
+        ambiguous = (block >= kth).sum(dim=1) > k     # more candidates tied at the last place than places left
+        if bool(ambiguous.any()):
+            rows = ambiguous.nonzero()[:, 0]
+            tied_rows, tied_kth = block[rows], kth[rows]
+            above = (tied_rows > tied_kth).sum(dim=1, keepdim=True)   # these all make the list (< k of them)
+            columns = self._constants(block.device)["columns"]
+            # The tied candidates' lowest indices: the largest of -index among them.
+            lowest_tied = torch.where(tied_rows == tied_kth, -columns, -torch.inf).topk(k, dim=1).indices
+            place = torch.arange(k, device=block.device)[None, :]
+            fill = lowest_tied.gather(1, (place - above).clamp(min=0))
+            index[rows] = torch.where(place < above, index[rows], fill)
+        index = index.sort(dim=1).values                                  # by index, then stably by score
+        order = block.gather(1, index).sort(dim=1, descending=True, stable=True).indices
+        return index.gather(1, order)
+
+
+def _ranking_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision the in-memory functions compare in: float32 for float16/32, float64 otherwise (exact)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
+
+
+def _column_group(mask: np.ndarray, device: torch.device) -> slice | torch.Tensor:
+    """Columns where `mask` holds: a slice when contiguous (a view, no copy), else an index tensor."""
+    columns = np.flatnonzero(mask)
+    if len(columns) and columns[-1] - columns[0] + 1 == len(columns):
+        return slice(int(columns[0]), int(columns[-1]) + 1)
+    return torch.from_numpy(columns).to(device)
+
+
+def _columns(block: torch.Tensor, group: slice | torch.Tensor) -> torch.Tensor:
+    return block[:, group] if isinstance(group, slice) else block.index_select(1, group)
