@@ -93,7 +93,7 @@ def test_ties_at_the_last_place_take_the_lowest_indices_by_hand():
 
 @pytest.mark.parametrize("call, message", [
     (lambda e: e.update(np.zeros((3, 3))), "more score rows"),
-    (lambda e: e.update(np.zeros((1, 3))), "3 candidates"),
+    (lambda e: e.update(np.zeros((1, 2))), "3 candidates"),
     (lambda e: e.update(np.array([[np.nan, 1.0, 0.0]])), "NaN"),
     (lambda e: e.update(np.array([[True, False, True]])), "real numbers"),
     (lambda e: e.finish(), "0 of the 2 samples"),
