@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -205,6 +206,51 @@ class FeatureStore:
         if pending:
             yield np.concatenate(pending_x), np.concatenate(pending_y)
 
+    def iter_chunks(self, wnids: Sequence[str], rows: Mapping[str, np.ndarray] | None = None,
+                    chunk_rows: int = 4096, dtype=None) -> Iterator[StoreChunk]:
+        """`StoreChunk`s (features, labels, ids) of exactly `chunk_rows` rows (the last one fewer), classes in
+        order, a large class cut across chunks: memory is one chunk whatever the classes' sizes.
+
+        `rows`: per wnid, the increasing row indices to read (the others are skipped, not read); a wnid
+        absent from it is read whole. `dtype`: of the features (default: the stored one, so a float16
+        store gives float16 chunks, half the bytes to move). Labels index `wnids`.
+        """
+        wnids = self._resolve(wnids)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+            raise StoreError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        dim = self.dim if wnids else 0
+        if dtype is None:
+            with _reading(f"{self.path}"):
+                dtype = np.result_type(*{self._features[w].dtype for w in wnids}) if wnids else np.float32
+        chunk = None
+        filled = 0
+        for label, wnid in enumerate(wnids):
+            n = self._dataset_shape(wnid)[0]
+            where = f"{self.path}: class {wnid}"
+            selected = None if rows is None or wnid not in rows else _checked_rows(rows[wnid], n, where)
+            ids = self.ids(wnid)
+            count = n if selected is None else len(selected)
+            position = 0
+            while position < count:
+                if chunk is None:
+                    chunk = StoreChunk(np.empty((chunk_rows, dim), dtype=dtype), np.empty(chunk_rows, np.int64),
+                                       np.empty(chunk_rows, np.int64))
+                take = min(count - position, chunk_rows - filled)
+                piece = slice(position, position + take) if selected is None else selected[position:position + take]
+                with _reading(where):
+                    values = self._features[wnid][piece]
+                _check_finite(values, where)
+                chunk.features[filled:filled + take] = values
+                chunk.labels[filled:filled + take] = label
+                chunk.ids[filled:filled + take] = ids[piece]
+                filled += take
+                position += take
+                if filled == chunk_rows:
+                    yield chunk
+                    chunk, filled = None, 0
+        if chunk is not None:
+            yield StoreChunk(chunk.features[:filled], chunk.labels[:filled], chunk.ids[:filled])
+
     def class_means(self, wnids: Sequence[str] | None = None, per_class: int | None = None) -> np.ndarray:
         """(C, D) float64 per-class mean features, computed one class at a time."""
         wnids = self._resolve(wnids)
@@ -301,6 +347,24 @@ class FeatureStore:
             "attrs": self.attrs,
             "links": self.links(),
         }
+
+
+class StoreChunk(NamedTuple):
+    """Consecutive test rows: features (n, D), labels (n,) indices into the classes asked for, ids (n,)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+
+def _checked_rows(rows, n: int, where: str) -> np.ndarray:
+    """Row indices to read from a class of `n` rows: integers, strictly increasing, inside [0, n)."""
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+        raise StoreError(f"{where}: rows to read must be a 1-d array of integer indices, got {rows.dtype} {rows.shape}")
+    if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+        raise StoreError(f"{where}: rows to read must increase strictly inside [0, {n}), got {rows[:5].tolist()}...")
+    return rows.astype(np.int64)
 
 
 def _check_finite(rows: np.ndarray, where: str) -> None:
