@@ -1,12 +1,24 @@
 """The streamed evaluation (`StreamingEvaluation`, what `goz bench` runs) against the in-memory
 reference (`evaluate`, `seen_unseen_curve`, `topk_predictions`): equal, ties included."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from goz.bench.evaluate import StreamingEvaluation, evaluate, seen_unseen_curve, topk_predictions
+from goz import models, splits
+from goz.bench.evaluate import (
+    StreamingEvaluation,
+    evaluate,
+    seen_unseen_curve,
+    topk_predictions,
+)
+from goz.bench.run import CURVE_POINTS, _Scorer, result_paths, run_bench
 from goz.errors import GozError
+from goz.models.base import TrainingData, ZSLModel
+from goz.semantics import load as load_semantics
+from goz.store import FeatureStore
 
 
 def _stream(scores, true, candidates, chunk, **options):
@@ -114,3 +126,84 @@ def test_bad_blocks_are_goz_errors(call, message):
 def test_bad_setups_are_goz_errors(arguments, message):
     with pytest.raises(GozError, match=message):
         StreamingEvaluation(*arguments)
+
+
+# -- goz bench end to end: the streamed run against the in-memory pipeline it replaced ---------------
+
+
+class _IntegerScores(ZSLModel):
+    """Test-only model: score(x, c) = floor(4 x[d(c)]), integers with many ties, the same for a row
+    whatever the batch it comes in (no reduction)."""
+
+    needs_class_vectors = False
+
+    def fit(self, data):
+        self.dim_ = data.features.shape[1]
+        return self
+
+    def scores(self, features, candidates):
+        columns = [int(wnid[1:]) % self.dim_ for wnid in candidates]
+        return np.floor(4 * np.asarray(features, dtype=np.float64)[:, columns]).astype(np.float32)
+
+
+@pytest.fixture
+def integer_scores_model():
+    models.register_model("test_integer_scores")(_IntegerScores)
+    yield "test_integer_scores"
+    models._REGISTRY.pop("test_integer_scores")
+
+
+def _in_memory_reference(benchmark, candidates, sample_classes):
+    """What `goz bench` computed before streaming: one score matrix (then the in-memory functions)."""
+    with FeatureStore(benchmark.test) as store:
+        features, labels = store.load(sample_classes)
+    position = {w: i for i, w in enumerate(candidates)}
+    model = _IntegerScores()
+    model.dim_ = features.shape[1]
+    return model.scores(features, candidates), np.array([position[sample_classes[label]] for label in labels])
+
+
+def test_goz_bench_streamed_equals_the_in_memory_pipeline(synthetic_benchmark, integer_scores_model, tmp_path):
+    b = synthetic_benchmark
+    seen, unseen = splits.load(b.seen), splits.load(b.unseen)
+    zsl, gzsl = run_bench([integer_scores_model], ["zsl", "gzsl"], b.train, b.test, b.semantics, b.seen, b.unseen,
+                          tmp_path, per_class=3, score_chunk=17, threads=1, progress=False)
+    for result, candidates, sample_classes, seen_wnids in ((zsl, unseen, unseen, None),
+                                                           (gzsl, unseen + seen, unseen + seen, seen)):
+        scores, true = _in_memory_reference(b, candidates, sample_classes)
+        assert len(true) % 17 and result["run"]["score_chunk_rows"] == 17    # the last chunk is a partial one
+        expected = evaluate(scores, true, candidates, seen_wnids)
+        if seen_wnids:
+            curve = seen_unseen_curve(scores, true, candidates, seen_wnids)
+            keep = np.unique(np.linspace(0, len(curve["calibrations"]) - 1, CURVE_POINTS).round().astype(int))
+            expected["ausuc"] = curve["ausuc"]
+            assert result["curve"] == {"calibrations": curve["calibrations"][keep].tolist(),
+                                       "unseen": curve["unseen_accuracy"][keep].tolist(),
+                                       "seen": curve["seen_accuracy"][keep].tolist()}
+        assert result["metrics"] == expected
+        assert json.loads(result_paths(tmp_path, integer_scores_model, result["setting"])[0].read_text()) == result
+        with np.load(result_paths(tmp_path, integer_scores_model, result["setting"])[1]) as npz:
+            np.testing.assert_array_equal(npz["topk"], topk_predictions(scores, 5))
+            np.testing.assert_array_equal(npz["true"], true)
+            ranks = (scores >= scores[np.arange(len(true)), true][:, None]).sum(axis=1) - 1
+            np.testing.assert_array_equal(npz["true_rank"], ranks)
+        # Many ties: the tie rule decides numbers here, so the equality above is a real test of it.
+        assert (ranks > (scores > scores[np.arange(len(true)), true][:, None]).sum(axis=1)).mean() > 0.3
+
+
+def test_a_matrix_model_scores_the_stream_as_its_own_scores(synthetic_benchmark, tmp_path):
+    """ESZSL exposes its (D, C) matrix: `goz bench` multiplies chunks itself; the numbers equal scores()'s."""
+    b = synthetic_benchmark
+    seen, unseen = splits.load(b.seen), splits.load(b.unseen)
+    with FeatureStore(b.train) as store:
+        means = store.class_means(seen).astype(np.float32)
+    table = load_semantics(b.semantics)
+    model = models.create("eszsl", gamma=1.0, lam=1.0, progress=False).fit(
+        TrainingData(means, np.arange(len(seen)), seen, table))
+    with FeatureStore(b.test) as store:
+        features, _ = store.load(unseen)
+    scorer = _Scorer(model, unseen, "cpu")
+    assert scorer.path == "matrix"
+    np.testing.assert_array_equal(scorer(features).numpy(), model.scores(features, unseen))
+    np.testing.assert_array_equal(scorer(features.astype(np.float16)).numpy(),
+                                  model.scores(features.astype(np.float16).astype(np.float32), unseen))
