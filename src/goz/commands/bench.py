@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from goz.commands.options import add_quiet_option
@@ -11,7 +12,19 @@ ORDER = 70
 
 
 class GozDefault(str):
-    """A default of the GOZ protocol (so the CLI fetches it first, as any split named); --protocol dgp drops it."""
+    """A default split of the GOZ protocol (the CLI fetches it first, as any split named); --protocol dgp drops it."""
+
+
+class _ProtocolAction(argparse.Action):
+    """--protocol dgp drops the GOZ protocol's default splits while parsing, so that the CLI fetches none of them
+    (run_bench then takes DGP's training classes and needs --unseen)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, value)
+        if value != "goz":
+            for name in ("seen", "unseen"):
+                if isinstance(getattr(namespace, name, None), GozDefault):
+                    setattr(namespace, name, None)
 
 
 def add_commands(subparsers) -> None:
@@ -30,7 +43,7 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--unseen", default=GozDefault("goz_v1"),
                        help="unseen (test) classes: built-in split name or split file (default: goz_v1; "
                             "--protocol dgp needs one of 2-hops, 3-hops, all)")
-    bench.add_argument("--protocol", choices=("goz", "dgp"), default="goz",
+    bench.add_argument("--protocol", choices=("goz", "dgp"), default="goz", action=_ProtocolAction,
                        help="goz: the GOZ paper's protocol; dgp: DGP's evaluate_imagenet.py on the ImageNet-21K "
                             "test sets (Hit@1,2,5,10,20 over the test set's samples, 10%% of each class's samples)")
     bench.add_argument("--consider-trains", action="store_true",
@@ -108,10 +121,6 @@ def settings_of(args) -> list[str]:
     return settings
 
 
-def _of_protocol(value: str | None, protocol: str) -> str | None:
-    return None if protocol != "goz" and isinstance(value, GozDefault) else value
-
-
 def run(args) -> int:
     from goz.bench.run import (
         run_bench,  # imported on use: torch and h5py make `goz --help` slow
@@ -120,8 +129,7 @@ def run(args) -> int:
     results = run_bench(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         settings=settings_of(args),
-        train=args.train, test=args.test, semantics=args.semantics, seen=_of_protocol(args.seen, args.protocol),
-        unseen=_of_protocol(args.unseen, args.protocol), out=args.out,
+        train=args.train, test=args.test, semantics=args.semantics, seen=args.seen, unseen=args.unseen, out=args.out,
         per_class=args.per_class or None, seed=args.seed, hierarchy=args.hierarchy, graph=args.graph,
         classifier_weights=args.classifier_weights, device=args.device,
         hyperparameters=parse_assignments(args.set), force=args.force, threads=args.threads,
