@@ -22,10 +22,13 @@ from goz.store import FeatureStore
 
 
 def _stream(scores, true, candidates, chunk, **options):
-    evaluation = StreamingEvaluation(candidates, true, **options)
+    evaluation = StreamingEvaluation(candidates, true, **({"engine": ENGINE} | options))
     for start in range(0, len(scores), chunk):
         evaluation.update(scores[start:start + chunk])
     return evaluation.finish()
+
+
+ENGINE = "auto"   # the engine of the tests not parametrized over it (numpy on the CPU)
 
 
 def _tied_scores(seed: int, n: int, c: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -36,44 +39,53 @@ def _tied_scores(seed: int, n: int, c: int, dtype=np.float32) -> tuple[np.ndarra
     return scores, rng.integers(0, c, n)
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int64])
 @pytest.mark.parametrize("chunk", [1, 7, 53, 1000])
-def test_zsl_streamed_equals_the_reference(dtype, chunk):
+def test_zsl_streamed_equals_the_reference(dtype, chunk, engine):
     scores, true = _tied_scores(0, 53, 9, dtype)      # 53 samples: 7 does not divide it
     candidates = [f"c{i}" for i in range(9)]
     ks = (1, 2, 3, 5, 9, 12)
-    streamed = _stream(scores, true, candidates, chunk, ks=ks, predictions=6)
+    streamed = _stream(scores, true, candidates, chunk, ks=ks, predictions=6, engine=engine)
     assert streamed.metrics == evaluate(scores, true, candidates, ks=ks)
     np.testing.assert_array_equal(streamed.topk, topk_predictions(scores, 6))
     assert streamed.curve is None
     others_at_least = (scores >= scores[np.arange(53), true][:, None]).sum(axis=1) - 1
-    np.testing.assert_array_equal(streamed.true_ranks, others_at_least)
+    assert streamed.true_ranks.max() == 9 - 1 == others_at_least.max()   # every candidate listed: exact
+    streamed = _stream(scores, true, candidates, chunk, ks=(1, 2), predictions=3, engine=engine)
+    np.testing.assert_array_equal(streamed.true_ranks, np.minimum(others_at_least, 3))   # capped at 3
+    assert streamed.metrics == evaluate(scores, true, candidates, ks=(1, 2))
+    np.testing.assert_array_equal(streamed.topk, topk_predictions(scores, 3))
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
 @pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("calibration", [0.0, 0.5, -1.25, 3.0])
-def test_gzsl_metrics_and_curve_streamed_equal_the_reference(interleaved, calibration):
+@pytest.mark.parametrize("ks", [(1, 2, 4, 20), (1, 3)])   # a rank cap past and below the 10 candidates
+def test_gzsl_metrics_and_curve_streamed_equal_the_reference(interleaved, calibration, engine, ks):
     scores, true = _tied_scores(1, 61, 10)
     candidates = [f"c{i}" for i in range(10)]
     seen = candidates[1::2] if interleaved else candidates[6:]   # groups as slices or as index lists
-    ks = (1, 2, 4, 20)
-    streamed = _stream(scores, true, candidates, 8, seen_wnids=seen, ks=ks, calibration=calibration)
+    streamed = _stream(scores, true, candidates, 8, seen_wnids=seen, ks=ks, calibration=calibration, engine=engine,
+                       predictions=min(ks[-1], 5))
     assert streamed.metrics == evaluate(scores, true, candidates, seen, ks=ks, calibration=calibration)
     reference = seen_unseen_curve(scores, true, candidates, seen)
     assert streamed.curve.keys() == reference.keys() and streamed.curve["ausuc"] == reference["ausuc"]
     for key in ("calibrations", "unseen_accuracy", "seen_accuracy"):
         np.testing.assert_array_equal(streamed.curve[key], reference[key])
-    np.testing.assert_array_equal(streamed.topk, topk_predictions(scores, 5))
+    np.testing.assert_array_equal(streamed.topk, topk_predictions(scores, min(ks[-1], 5)))
 
 
-def test_continuous_scores_of_a_realistic_shape():
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_continuous_scores_of_a_realistic_shape(engine):
     rng = np.random.default_rng(2)
-    scores = rng.standard_normal((300, 150), dtype=np.float32)
-    true = rng.integers(0, 150, 300)
-    scores[np.arange(300), true] += 2.0
+    scores = rng.standard_normal((1300, 150), dtype=np.float32)
+    true = rng.integers(0, 150, 1300)
+    scores[np.arange(1300), true] += 2.0
     candidates = [f"c{i}" for i in range(150)]
     seen = candidates[100:]
-    streamed = _stream(scores, true, candidates, 64, seen_wnids=seen, ks=(1, 2, 5, 10, 20), predictions=20)
+    streamed = _stream(scores, true, candidates, 600, seen_wnids=seen, ks=(1, 2, 5, 10, 20), predictions=20,
+                       engine=engine)   # 600 rows: numpy ranks them in parallel row slices
     assert streamed.metrics == evaluate(scores, true, candidates, seen, ks=(1, 2, 5, 10, 20))
     assert 0.2 < streamed.metrics["top1"] < 0.9
     np.testing.assert_array_equal(streamed.topk, topk_predictions(scores, 20))
@@ -81,23 +93,25 @@ def test_continuous_scores_of_a_realistic_shape():
                                   seen_unseen_curve(scores, true, candidates, seen)["calibrations"])
 
 
-def test_torch_blocks_give_the_same_numbers_as_numpy_blocks():
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_torch_blocks_give_the_same_numbers_as_numpy_blocks(engine):
     scores, true = _tied_scores(3, 40, 7)
     candidates = [f"c{i}" for i in range(7)]
     from_numpy = _stream(scores, true, candidates, 9, seen_wnids=candidates[4:])
-    from_torch = _stream(torch.from_numpy(scores), true, candidates, 9, seen_wnids=candidates[4:])
+    from_torch = _stream(torch.from_numpy(scores), true, candidates, 9, seen_wnids=candidates[4:], engine=engine)
     assert from_torch.metrics == from_numpy.metrics
     np.testing.assert_array_equal(from_torch.topk, from_numpy.topk)
 
 
-def test_ties_at_the_last_place_take_the_lowest_indices_by_hand():
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_ties_at_the_last_place_take_the_lowest_indices_by_hand(engine):
     scores = np.array([[1.0, 2.0, 2.0, 2.0, 0.0, 2.0],      # four tied at the top: 1, 2 make a top-2
                        [3.0, 3.0, 3.0, 3.0, 3.0, 3.0],      # constant
                        [0.0, 5.0, 1.0, 1.0, 4.0, 1.0]],     # 1, 4, then the lowest tied at 1.0: 2
                       dtype=np.float32)
     expected = [[1, 2, 3], [0, 1, 2], [1, 4, 2]]
     np.testing.assert_array_equal(topk_predictions(scores, 3), expected)
-    streamed = _stream(scores, np.array([0, 1, 2]), list("abcdef"), 2, predictions=3)
+    streamed = _stream(scores, np.array([0, 1, 2]), list("abcdef"), 2, predictions=3, engine=engine)
     np.testing.assert_array_equal(streamed.topk, expected)
     # Ranks count ties against: 4 others >= 1.0 (row 0), 5 (row 1), 4 others >= 1.0 (row 2: 1, 3, 4, 5).
     np.testing.assert_array_equal(streamed.true_ranks, [4, 5, 4])
@@ -107,11 +121,14 @@ def test_ties_at_the_last_place_take_the_lowest_indices_by_hand():
     (lambda e: e.update(np.zeros((3, 3))), "more score rows"),
     (lambda e: e.update(np.zeros((1, 2))), "3 candidates"),
     (lambda e: e.update(np.array([[np.nan, 1.0, 0.0]])), "NaN"),
+    (lambda e: e.update(np.array([[0.0, 1.0, 0.0], [-np.inf, 1.0, 0.0]])), "rows 0..1"),
+    (lambda e: e.update(np.full((1, 3), 3e38, dtype=np.float32)) or e.update(np.array([[np.inf, 0, 0]])), "rows 1..1"),
     (lambda e: e.update(np.array([[True, False, True]])), "real numbers"),
     (lambda e: e.finish(), "0 of the 2 samples"),
 ])
-def test_bad_blocks_are_goz_errors(call, message):
-    evaluation = StreamingEvaluation(["a", "b", "c"], np.array([0, 2]))
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_bad_blocks_are_goz_errors(call, message, engine):
+    evaluation = StreamingEvaluation(["a", "b", "c"], np.array([0, 2]), engine=engine)
     with pytest.raises(GozError, match=message):
         call(evaluation)
 
@@ -186,7 +203,7 @@ def test_goz_bench_streamed_equals_the_in_memory_pipeline(synthetic_benchmark, i
             np.testing.assert_array_equal(npz["topk"], topk_predictions(scores, 5))
             np.testing.assert_array_equal(npz["true"], true)
             ranks = (scores >= scores[np.arange(len(true)), true][:, None]).sum(axis=1) - 1
-            np.testing.assert_array_equal(npz["true_rank"], ranks)
+            np.testing.assert_array_equal(npz["true_rank"], np.minimum(ranks, 5))
         # Many ties: the tie rule decides numbers here, so the equality above is a real test of it.
         assert (ranks > (scores > scores[np.arange(len(true)), true][:, None]).sum(axis=1)).mean() > 0.3
 

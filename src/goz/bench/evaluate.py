@@ -33,6 +33,7 @@ threshold; memory O(block rows x candidates + samples x k), results equal to the
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,7 +269,8 @@ def _curve_of_thresholds(thresholds: np.ndarray, sample_is_seen: np.ndarray) -> 
 class Evaluation:
     """What `StreamingEvaluation.finish` returns: `evaluate`'s metrics, `seen_unseen_curve`'s dict
     (gzsl; else None), `topk_predictions`' lists and, per sample, the number of other candidates
-    scoring at least as high as its true class (`true_ranks`: a top-k hit when below k)."""
+    scoring at least as high as its true class, capped at `rank_cap` (`true_ranks`: a top-k hit when
+    below k; a value at the cap means "the cap or more")."""
 
     metrics: dict[str, float]
     curve: dict | None
@@ -280,18 +282,26 @@ class StreamingEvaluation:
     """`evaluate`, `seen_unseen_curve` and `topk_predictions` from score blocks fed in sample order.
 
     `true` (every sample's true candidate index) is known from the start; `update(block)` takes the
-    next rows' scores, (rows, n_candidates), as a numpy array or a torch tensor on any device (the
-    ranking runs where the block is, in its precision: float16 widened to float32, integers to
-    float64, as the in-memory functions compare). Per sample it keeps only what the metrics need:
-    its true rank (int32), its `predictions` best candidates (int64) and in gzsl the calibration at
-    which its prediction changes group (float64). Memory: one block and a few block-sized boolean
-    masks, plus 8 + 4 + 8 x predictions (+ 8 in gzsl) bytes per sample. The results equal the
-    in-memory functions' on the same scores, ties included (the tests hold them to it).
+    next rows' scores, (rows, n_candidates), as a numpy array or a torch tensor on any device, and
+    ranks them in the in-memory functions' precision (float16 widened to float32, integers to
+    float64). `engine`: "auto" ranks a GPU tensor with torch where it is and anything on the CPU
+    with numpy (several times faster there), in threads over row slices; "numpy" / "torch" force
+    one (the tests hold both to the reference). Per sample it keeps only what the metrics need:
+    its true rank capped at `rank_cap` = max(predictions, largest k) (int32), its `predictions` best
+    candidates (int64) and in gzsl the calibration at which its prediction changes group (float64).
+    On the CPU a block costs one torch.topk of rank_cap + 1 and a row sum (plus, in gzsl, a
+    comparison for the samples whose true class is past the cap): the ranks come from the top list.
+    Memory: one block and a few block-sized boolean masks, plus 8 + 4 + 8 x predictions (+ 8 in
+    gzsl) bytes per sample. The results equal the in-memory functions' on the same scores, ties
+    included.
     """
 
     def __init__(self, candidates: Sequence[str], true: np.ndarray, seen_wnids: Sequence[str] | None = None,
                  ks: Sequence[int] = (1, 2, 3, 4, 5), calibration: float = 0.0, predictions: int = 5,
-                 curve: bool | None = None):
+                 curve: bool | None = None, engine: str = "auto"):
+        if engine not in ("auto", "numpy", "torch"):
+            raise GozError(f"engine must be auto, numpy or torch, got {engine!r}")
+        self.engine = engine
         candidates = list(candidates)
         _check_candidates(candidates)
         if not candidates:
@@ -317,7 +327,11 @@ class StreamingEvaluation:
             raise GozError("the seen-unseen curve needs seen_wnids (the gzsl setting)")
         self.curve = self.is_seen is not None if curve is None else curve
         self._offsets = None if self.is_seen is None or calibration == 0.0 else calibration * self.is_seen
+        self._groups = None if self.is_seen is None else (_column_group(self.is_seen), _column_group(~self.is_seen))
         self._k = min(predictions, len(candidates))
+        # Ranks are kept exactly up to this cap (a rank at the cap means "the cap or more"): every k asked and
+        # every place of the lists is below it, so no metric changes, and a block needs no full count.
+        self.rank_cap = max(predictions, max(self.ks))
         n = len(true)
         self._ranks = np.empty(n, dtype=np.int32)
         self._topk = np.empty((n, self._k), dtype=np.int64)
@@ -331,18 +345,107 @@ class StreamingEvaluation:
 
     def update(self, scores) -> None:
         """Ranks the next `len(scores)` samples (their scores against every candidate, in candidate order)."""
-        block = scores if isinstance(scores, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(scores))
+        on_device = isinstance(scores, torch.Tensor) and scores.device.type != "cpu"
+        if self.engine == "torch" or (self.engine == "auto" and on_device):
+            block = scores if isinstance(scores, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(scores))
+            if block.dtype == torch.bool or block.is_complex():
+                raise GozError(f"scores must be real numbers, got dtype {block.dtype}")
+        else:
+            block = scores.numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+            if block.dtype.kind not in "fiu":
+                raise GozError(f"scores must be real numbers, got dtype {block.dtype}")
         if block.ndim != 2 or block.shape[1] != len(self.candidates):
             raise GozError(f"a score block must be (rows, {len(self.candidates)} candidates), got {tuple(block.shape)}")
-        if block.dtype == torch.bool or block.is_complex():
-            raise GozError(f"scores must be real numbers, got dtype {block.dtype}")
         start, stop = self._filled, self._filled + block.shape[0]
         if stop > self.n_samples:
             raise GozError(f"more score rows ({stop}) than samples ({self.n_samples})")
         if block.shape[0] == 0:
             return
-        block = block.to(_ranking_dtype(block.dtype))
-        if not bool(torch.isfinite(block).all()):
+        if isinstance(block, torch.Tensor):
+            self._update_torch(block.to(_ranking_dtype(block.dtype)), start, stop)
+        else:
+            dtype = np.float32 if block.dtype in (np.float16, np.float32) else np.float64
+            self._update_numpy(np.ascontiguousarray(block, dtype=dtype), start, stop)
+        self._filled = stop
+
+    def _update_numpy(self, block: np.ndarray, start: int, stop: int) -> None:
+        """On the CPU: numpy's comparisons and counts (several times faster than torch's there), on row slices
+        in parallel threads (numpy leaves Python's lock while it loops); torch.topk for the lists."""
+        with np.errstate(over="ignore"):  # a sum past float32's range is only a suspect, checked below
+            sums = block.sum(axis=1)    # a NaN or an infinity anywhere in a row makes its sum one too
+        suspect = ~np.isfinite(sums)
+        if suspect.any() and not np.isfinite(block[suspect]).all():
+            raise GozError(f"scores hold NaN or infinite values (rows {start}..{stop - 1}); "
+                           "the model diverged or its input holds NaN/inf")
+        # One more than the cap: whether the true class is past it, whether the lists' last place is tied.
+        values, index = (t.numpy() for t in torch.from_numpy(block).topk(min(self.rank_cap + 1, block.shape[1]),
+                                                                          dim=1))
+        workers = max(1, min(torch.get_num_threads(), len(block) // 256))
+        bounds = np.linspace(0, len(block), workers + 1).astype(int)
+        parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+        def rank_rows(rows: slice) -> None:
+            samples = slice(start + rows.start, start + rows.stop)
+            ranks, thresholds, best = self._numpy_rows(block[rows], self.true[samples], values[rows], index[rows])
+            self._ranks[samples], self._topk[samples] = ranks, best
+            if self._thresholds is not None:
+                self._thresholds[samples] = thresholds
+
+        if len(parts) == 1:
+            rank_rows(parts[0])
+        else:
+            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                list(pool.map(rank_rows, parts))
+
+    def _numpy_rows(self, block: np.ndarray, true: np.ndarray, values: np.ndarray,
+                    index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Ranks (capped), thresholds (gzsl) and lists of some rows, from their scores and their top cap + 1."""
+        rows = np.arange(len(block))
+        true_scores = block[rows, true]
+        at_or_above = values >= true_scores[:, None]         # (rows, cap + 1) of the best candidates
+        # Every candidate that beats or ties the true class is in the top list when the true class beats the
+        # list's last score (or the list is every candidate): counted there. Otherwise the rank is past the cap.
+        listed = (values.shape[1] == block.shape[1]) | (true_scores > values[:, -1])
+        if self._offsets is None:
+            ranks = np.where(listed, np.count_nonzero(at_or_above, axis=1) - 1, self.rank_cap)
+        else:  # calibrated stacking, in float64 as `evaluate` subtracts the offsets: a count over the whole block
+            shifted = block.astype(np.float64) - self._offsets
+            ranks = np.minimum(np.count_nonzero(shifted >= shifted[rows, true][:, None], axis=1) - 1, self.rank_cap)
+            del shifted
+        thresholds = None
+        if self._thresholds is not None:  # as `seen_unseen_curve`: the calibration beyond which the sample is right
+            seen, unseen = self._groups
+            sample_is_seen = self.is_seen[true]
+            # How many of the sample's own group (itself included) score at least as high as its true class.
+            own_group = np.count_nonzero(at_or_above & (self.is_seen[index] == sample_is_seen[:, None]), axis=1)
+            unlisted = np.flatnonzero(~listed)
+            if len(unlisted):
+                at_least = block[unlisted] >= true_scores[unlisted, None]
+                seen_at_least = np.count_nonzero(at_least[:, seen], axis=1)
+                own_group[unlisted] = np.where(sample_is_seen[unlisted], seen_at_least,
+                                               np.count_nonzero(at_least, axis=1) - seen_at_least)
+                del at_least
+            best_seen = block[:, seen].max(axis=1).astype(np.float64)
+            best_unseen = block[:, unseen].max(axis=1).astype(np.float64)
+            true64 = true_scores.astype(np.float64)
+            threshold = np.where(sample_is_seen, true64 - best_unseen, best_seen - true64)
+            thresholds = np.where(own_group > 1, np.where(sample_is_seen, -np.inf, np.inf), threshold)
+        # The lists: torch.topk's choice among candidates tied at the last place is replaced by the lowest indices.
+        k = self._k
+        kth, best = values[:, k - 1], index[:, :k].copy()
+        tied_past = values[:, k] == kth if values.shape[1] > k else np.zeros(len(block), dtype=bool)
+        for row in np.flatnonzero(tied_past):
+            above = np.flatnonzero(block[row] > kth[row])
+            best[row] = np.concatenate([above, np.flatnonzero(block[row] == kth[row])[:k - len(above)]])
+        best.sort(axis=1)                                                  # by index, then stably by score
+        order = np.argsort(-np.take_along_axis(block, best, axis=1), axis=1, kind="stable")
+        return ranks, thresholds, np.take_along_axis(best, order, axis=1)
+
+    def _update_torch(self, block: torch.Tensor, start: int, stop: int) -> None:
+        """On a GPU (or with engine="torch"): the same rules in torch, where the block is."""
+        sums = block.sum(dim=1)
+        suspect = ~torch.isfinite(sums)
+        if bool(suspect.any()) and not bool(torch.isfinite(block[suspect]).all()):
             raise GozError(f"scores hold NaN or infinite values (rows {start}..{stop - 1}); "
                            "the model diverged or its input holds NaN/inf")
         constants = self._constants(block.device)
@@ -355,14 +458,13 @@ class StreamingEvaluation:
             shifted = block.to(torch.float64) - constants["offsets"]
             ranking = shifted >= shifted.gather(1, true[:, None])
             del shifted
-        self._ranks[start:stop] = (ranking.sum(dim=1) - 1).cpu().numpy()
+        self._ranks[start:stop] = (ranking.sum(dim=1) - 1).clamp(max=self.rank_cap).cpu().numpy()
         del ranking
         if self._thresholds is not None:
             self._thresholds[start:stop] = self._curve_thresholds(block, true, true_scores, at_least,
                                                                   constants).cpu().numpy()
         del at_least
         self._topk[start:stop] = self._best(block).cpu().numpy()
-        self._filled = stop
 
     def finish(self) -> Evaluation:
         if self._filled != self.n_samples:
@@ -426,12 +528,12 @@ def _ranking_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
 
 
-def _column_group(mask: np.ndarray, device: torch.device) -> slice | torch.Tensor:
-    """Columns where `mask` holds: a slice when contiguous (a view, no copy), else an index tensor."""
+def _column_group(mask: np.ndarray, device: torch.device | None = None) -> slice | np.ndarray | torch.Tensor:
+    """Columns where `mask` holds: a slice when contiguous (a view, no copy), else indices (a tensor on `device`)."""
     columns = np.flatnonzero(mask)
     if len(columns) and columns[-1] - columns[0] + 1 == len(columns):
         return slice(int(columns[0]), int(columns[-1]) + 1)
-    return torch.from_numpy(columns).to(device)
+    return columns if device is None else torch.from_numpy(columns).to(device)
 
 
 def _columns(block: torch.Tensor, group: slice | torch.Tensor) -> torch.Tensor:

@@ -116,7 +116,8 @@ class Predictions:
     `candidates` (C,) wnids; `true` (N,) and `topk` (N, k) indices into them (best first); `sample_wnids`
     and `sample_ids` (N,) name each sample (`<wnid>_<id>`); `data` the data kind (`goz.provenance`);
     `true_rank` (N,), when known: how many other candidates scored at least as high as the true
-    class (a Hit@k, ties against, when below k; files written before goz recorded it lack it).
+    class, capped at the list length k (a Hit@k', ties against, when below k' <= k; k means "k or
+    more"; files written before goz recorded it lack it).
     """
 
     candidates: list[str]
@@ -151,6 +152,9 @@ def per_class_hits(predictions: Predictions, ks) -> dict[str, list[float]]:
     the recorded true ranks: DGP's per-class `--output`."""
     if predictions.true_rank is None:
         raise GozError("this predictions file has no true ranks (written by an earlier goz); rerun `goz bench`")
+    if max(ks) > predictions.topk.shape[1]:
+        raise GozError(f"the predictions file keeps ranks up to {predictions.topk.shape[1]}, not {max(ks)}; "
+                       f"rerun `goz bench --topk` with k up to {max(ks)}")
     counts = np.bincount(predictions.true, minlength=len(predictions.candidates))
     hits = [np.bincount(predictions.true, weights=predictions.true_rank < k, minlength=len(predictions.candidates))
             for k in ks]
