@@ -418,7 +418,13 @@ class StreamingEvaluation:
             sample_is_seen = self.is_seen[true]
             # How many of the sample's own group (itself included) score at least as high as its true class.
             own_group = np.count_nonzero(at_or_above & (self.is_seen[index] == sample_is_seen[:, None]), axis=1)
+            # Past the cap every listed candidate scores at least as high: one of the own group (not the true
+            # class itself) among them settles it; only the others need a count over the whole row.
             unlisted = np.flatnonzero(~listed)
+            beaten = ((self.is_seen[index[unlisted]] == sample_is_seen[unlisted, None])
+                      & (index[unlisted] != true[unlisted, None])).any(axis=1)
+            own_group[unlisted[beaten]] = 2
+            unlisted = unlisted[~beaten]
             if len(unlisted):
                 at_least = block[unlisted] >= true_scores[unlisted, None]
                 seen_at_least = np.count_nonzero(at_least[:, seen], axis=1)
