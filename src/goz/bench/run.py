@@ -623,6 +623,7 @@ class _Scorer:
         self.model, self.candidates = model, candidates
         matrix = model.score_matrix(candidates)
         self.path = "scores" if matrix is None else "matrix"
+        self._out: torch.Tensor | None = None
         if matrix is not None:
             target = resolve_device(device)
             weights, bias = matrix
@@ -637,6 +638,13 @@ class _Scorer:
         if self.path == "matrix":
             # float16 rows travel as float16 and widen on the device (exact either way).
             rows = torch.from_numpy(features).to(self.weights.device).to(torch.float32)
+            if self.weights.device.type == "cpu":
+                # One output block for every chunk: a fresh one would be paged in again each time. The
+                # evaluation is done with a block before the next chunk is scored.
+                if self._out is None or self._out.shape[0] < len(rows):
+                    self._out = torch.empty(len(rows), self.weights.shape[1])
+                scores = torch.matmul(rows, self.weights, out=self._out[:len(rows)])
+                return scores if self.bias is None else scores.add_(self.bias)
             scores = rows @ self.weights
             return scores if self.bias is None else scores + self.bias
         scores = np.asarray(self.model.scores(features.astype(np.float32, copy=False), self.candidates),
