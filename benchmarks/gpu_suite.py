@@ -44,12 +44,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench_scale: the store generator of the `all` shape
 
-from bench_scale import QUICK_SHAPES, SHAPES, bare_matmul_seconds, make_benchmark  # noqa: E402
+from bench_scale import QUICK_SHAPES, SHAPES, bare_matmul_seconds, make_benchmark
 
-from goz import models  # noqa: E402
-from goz.catalog import imagenet_testset  # noqa: E402
-from goz.models import TrainingData  # noqa: E402
-from goz.semantics import SemanticsTable  # noqa: E402
+from goz import models
+from goz.catalog import imagenet_testset
+from goz.models import TrainingData
+from goz.semantics import SemanticsTable
 
 FULL = {
     "extract": {"images": 20_480, "classes": 40, "distinct": 256, "size": (500, 375), "per_shard": 1024,
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
             section_start = time.perf_counter()
             try:
                 outcome = {"ok": True} | SECTIONS[name](sizes[name], args.device, work / name)
-            except Exception as error:  # one broken path must not hide the others' figures
+            except Exception as error:  # noqa: BLE001 (one broken path must not hide the others' figures)
                 outcome = {"ok": False, "error": f"{type(error).__name__}: {error}",
                            "traceback": traceback.format_exc()[-3000:]}
             outcome["seconds"] = round(time.perf_counter() - section_start, 1)
