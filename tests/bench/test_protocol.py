@@ -101,6 +101,25 @@ def test_dgp_protocol_candidates_samples_and_hits(synthetic_benchmark, integer_m
         lines = (tmp_path / f"{integer_model}_{result['setting']}.per_class.csv").read_text().splitlines()
         assert lines[0] == "wnid,samples,hit@1,hit@2,hit@5,hit@10,hit@20" and len(lines) == 1 + len(unseen)
         assert lines[1].startswith(f"{unseen[0]},2,")
+    table = build_table(tmp_path)
+    assert table.startswith("## ImageNet-21K results (DGP protocol)") and "DGP's evaluate_imagenet.py rule" in table
+    assert "| model | zsl Hit@1 | zsl Hit@2 | zsl Hit@5 | zsl Hit@10 | zsl Hit@20 | gzsl Hit@1 |" in table
+
+
+def test_dgp_scores_graph_classifiers_with_their_bias_unless_told(synthetic_benchmark, tmp_path):
+    b = synthetic_benchmark
+    common = dict(protocol="dgp", per_class=3, threads=1, progress=False, hierarchy=b.hierarchy,
+                  classifier_weights=b.classifier_weights)
+    (dgp,) = run_bench(["sgcn"], ["zsl"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path / "a",
+                       hyperparameters={"sgcn": {"epochs": 2}}, **common)
+    (told,) = run_bench(["sgcn"], ["zsl"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path / "b",
+                        hyperparameters={"sgcn": {"epochs": 2, "score_bias": False}}, **common)
+    (goz,) = run_bench(["sgcn"], ["zsl"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path / "c",
+                       hyperparameters={"sgcn": {"epochs": 2}}, per_class=3, threads=1, progress=False,
+                       hierarchy=b.hierarchy, classifier_weights=b.classifier_weights)
+    assert (dgp["parameters"]["score_bias"], told["parameters"]["score_bias"], goz["parameters"]["score_bias"]) == \
+        (True, False, False)
+    assert dgp["run"]["score_path"] == "matrix" and dgp["fingerprint"] != told["fingerprint"]
 
 
 def test_the_test_subset_is_the_seeds_and_recorded(synthetic_benchmark, integer_model, tmp_path, caplog):
