@@ -116,11 +116,19 @@ class FeatureStore:
     # -- per-class access ----------------------------------------------------------------------
     def _dataset_shape(self, wnid: str) -> tuple[int, int]:
         """Validates the class's structure (not its values) and returns (N, D)."""
-        if wnid not in self._features:
-            raise StoreError(f"{self.path}: no class {wnid}")
+        return self._datasets(wnid)[0].shape
+
+    def _datasets(self, wnid: str) -> tuple[h5py.Dataset, h5py.Dataset]:
+        """The class's features and ids datasets, their structure validated (not their values); one lookup each."""
         where = f"{self.path}: class {wnid}"
-        with _reading(where):
-            features, ids = self._features[wnid], self._ids.get(wnid)
+        try:  # h5py's low-level open is several times faster than `group[name]`; thousands of classes add up
+            name = wnid.encode()
+            features, ids = (h5py.Dataset(h5py.h5d.open(group.id, name)) for group in (self._features, self._ids))
+        except (KeyError, ValueError, RuntimeError, OSError, UnicodeError, AttributeError):
+            with _reading(where):  # not two datasets: the high-level lookup says what is there instead
+                features, ids = self._features.get(wnid), self._ids.get(wnid)
+        if features is None:
+            raise StoreError(f"{self.path}: no class {wnid}")
         if not isinstance(features, h5py.Dataset) or features.ndim != 2:
             raise StoreError(f"{where}: features must be a 2-d dataset (N, D), found "
                              f"{getattr(features, 'shape', type(features).__name__)}")
@@ -137,7 +145,7 @@ class FeatureStore:
             raise StoreError(f"{where}: dimension {features.shape[1]} differs from the store's {self._dim}")
         if self._dim is None:
             self._dim = features.shape[1]
-        return features.shape
+        return features, ids
 
     def count(self, wnid: str) -> int:
         return self._dataset_shape(wnid)[0]
@@ -149,10 +157,7 @@ class FeatureStore:
         n = self._dataset_shape(wnid)[0]
         with _reading(f"{self.path}: class {wnid}"):
             ids = self._ids[wnid][:_row_count(n, limit)].astype(np.int64)
-        if np.unique(ids).size != ids.size:
-            values, counts = np.unique(ids, return_counts=True)
-            raise StoreError(f"{self.path}: class {wnid}: duplicate image ids {values[counts > 1][:5].tolist()}")
-        return ids
+        return _unique_ids(ids, f"{self.path}: class {wnid}")
 
     def features(self, wnid: str, limit: int | None = None, dtype=np.float32) -> np.ndarray:
         """The class's first `limit` feature rows (all if None), checked for NaN and inf."""
@@ -215,32 +220,37 @@ class FeatureStore:
         absent from it is read whole. `dtype`: of the features (default: the stored one, so a float16
         store gives float16 chunks, half the bytes to move). Labels index `wnids`.
         """
-        wnids = self._resolve(wnids)
+        wnids = list(wnids)
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
             raise StoreError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-        dim = self.dim if wnids else 0
-        if dtype is None:
-            with _reading(f"{self.path}"):
-                dtype = np.result_type(*{self._features[w].dtype for w in wnids}) if wnids else np.float32
         chunk = None
         filled = 0
         for label, wnid in enumerate(wnids):
-            n = self._dataset_shape(wnid)[0]
+            features, ids_dataset = self._datasets(wnid)   # h5py's name lookups cost: two per class
+            n, dim = features.shape
             where = f"{self.path}: class {wnid}"
             selected = None if rows is None or wnid not in rows else _checked_rows(rows[wnid], n, where)
-            ids = self.ids(wnid)
+            with _reading(where):
+                ids = _unique_ids(ids_dataset[()].astype(np.int64), where)
             count = n if selected is None else len(selected)
+            if chunk is not None and dtype is None and np.result_type(chunk.features.dtype, features.dtype) != \
+                    chunk.features.dtype:  # a class stored more precisely than the ones before: widen the chunk
+                chunk = chunk._replace(features=chunk.features.astype(np.result_type(chunk.features.dtype,
+                                                                                     features.dtype)))
             position = 0
             while position < count:
                 if chunk is None:
-                    chunk = StoreChunk(np.empty((chunk_rows, dim), dtype=dtype), np.empty(chunk_rows, np.int64),
-                                       np.empty(chunk_rows, np.int64))
+                    chunk = StoreChunk(np.empty((chunk_rows, dim), dtype=features.dtype if dtype is None else dtype),
+                                       np.empty(chunk_rows, np.int64), np.empty(chunk_rows, np.int64))
                 take = min(count - position, chunk_rows - filled)
                 piece = slice(position, position + take) if selected is None else selected[position:position + take]
+                target = chunk.features[filled:filled + take]
                 with _reading(where):
-                    values = self._features[wnid][piece]
-                _check_finite(values, where)
-                chunk.features[filled:filled + take] = values
+                    if isinstance(piece, slice) and target.dtype == features.dtype:
+                        _read_rows(features, piece, target)   # HDF5 writes straight into the chunk
+                    else:
+                        target[:] = features[piece]
+                _check_finite(target, where)
                 chunk.labels[filled:filled + take] = label
                 chunk.ids[filled:filled + take] = ids[piece]
                 filled += take
@@ -355,6 +365,20 @@ class StoreChunk(NamedTuple):
     features: np.ndarray
     labels: np.ndarray
     ids: np.ndarray
+
+
+def _read_rows(dataset: h5py.Dataset, rows: slice, out: np.ndarray) -> None:
+    """`dataset[rows]` into `out` (C-contiguous, the dataset's dtype) by one HDF5 read, no temporary array."""
+    space = dataset.id.get_space()
+    space.select_hyperslab((rows.start, 0), (rows.stop - rows.start, dataset.shape[1]))
+    dataset.id.read(h5py.h5s.create_simple(out.shape), space, out)
+
+
+def _unique_ids(ids: np.ndarray, where: str) -> np.ndarray:
+    if np.unique(ids).size != ids.size:
+        values, counts = np.unique(ids, return_counts=True)
+        raise StoreError(f"{where}: duplicate image ids {values[counts > 1][:5].tolist()}")
+    return ids
 
 
 def _checked_rows(rows, n: int, where: str) -> np.ndarray:

@@ -80,3 +80,17 @@ def test_non_finite_values_name_the_class(tmp_path):
     path = write_store(tmp_path / "nan.h5", classes)
     with FeatureStore(path) as store, pytest.raises(StoreError, match="class n00000003: 1 NaN"):
         list(store.iter_chunks(list(SIZES), chunk_rows=4))
+
+
+def test_classes_of_two_precisions_widen_the_chunk(tmp_path):
+    path = tmp_path / "mixed.h5"
+    classes = _classes()
+    with h5py.File(path, "w") as handle:
+        for i, (wnid, (features, ids)) in enumerate(classes.items()):
+            handle.create_dataset(f"images/{wnid}", data=features.astype(np.float16 if i % 2 == 0 else np.float32))
+            handle.create_dataset(f"idx/{wnid}", data=ids)
+    with FeatureStore(path) as store:
+        chunks = list(store.iter_chunks(list(SIZES), chunk_rows=50))
+        expected = np.concatenate([store.features(w) for w in SIZES])
+    assert len(chunks) == 1 and chunks[0].features.dtype == np.float32
+    np.testing.assert_array_equal(chunks[0].features, expected)
