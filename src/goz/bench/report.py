@@ -129,7 +129,7 @@ MISSING_NOTE = ("MISSING CLASSES: rows marked [N test classes missing] were eval
                 "classes their test store lacks (--skip-missing-classes); the result JSON lists them.")
 DGP_NOTE = ("Hit@k (%), DGP's evaluate_imagenet.py rule: a hit when at most k candidates, the true class included, "
             "score at least as high; pooled over the test set's samples. zsl: the test set's classes are the "
-            "candidates; gzsl: the 1,000 training classes too (--consider-trains).")
+            "candidates; gzsl: the training (seen) classes too (--consider-trains).")
 
 
 def _table_body(results: dict, synthetic_note: bool = True) -> str:
