@@ -223,3 +223,16 @@ def test_unknown_protocol_is_a_goz_error(synthetic_benchmark, tmp_path):
     b = synthetic_benchmark
     with pytest.raises(GozError, match="unknown protocol 'hgr'"):
         run_bench(["eszsl"], ["zsl"], b.train, b.test, b.semantics, b.seen, b.unseen, tmp_path, protocol="hgr")
+
+
+def test_consider_trains_is_the_goz_gzsl_unseen_accuracy(synthetic_benchmark, tmp_path):
+    """dgp gzsl (--consider-trains): the test set's samples against test + training classes, which is what
+    the GOZ protocol's gzsl reports as u (its samples of unseen classes, the same candidates)."""
+    b = synthetic_benchmark
+    arguments = (["eszsl"], ["gzsl"], b.train, b.test, b.semantics, b.seen, b.unseen)
+    (dgp,) = run_bench(*arguments, tmp_path / "dgp", protocol="dgp", test_fraction=1.0, threads=1, progress=False)
+    (goz,) = run_bench(*arguments, tmp_path / "goz", ks=[1, 2, 5, 10, 20], threads=1, progress=False)
+    for k in (1, 2, 5, 10, 20):
+        assert dgp["metrics"][f"top{k}"] == goz["metrics"][f"u_top{k}"]
+        assert dgp["metrics"][f"top{k}_per_class"] == goz["metrics"][f"u_top{k}_per_class"]
+    assert dgp["protocol"]["test_samples"] == "all" and "test_samples" not in dgp["fingerprints"]
