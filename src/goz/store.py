@@ -116,19 +116,11 @@ class FeatureStore:
     # -- per-class access ----------------------------------------------------------------------
     def _dataset_shape(self, wnid: str) -> tuple[int, int]:
         """Validates the class's structure (not its values) and returns (N, D)."""
-        return self._datasets(wnid)[0].shape
-
-    def _datasets(self, wnid: str) -> tuple[h5py.Dataset, h5py.Dataset]:
-        """The class's features and ids datasets, their structure validated (not their values); one lookup each."""
-        where = f"{self.path}: class {wnid}"
-        try:  # h5py's low-level open is several times faster than `group[name]`; thousands of classes add up
-            name = wnid.encode()
-            features, ids = (h5py.Dataset(h5py.h5d.open(group.id, name)) for group in (self._features, self._ids))
-        except (KeyError, ValueError, RuntimeError, OSError, UnicodeError, AttributeError):
-            with _reading(where):  # not two datasets: the high-level lookup says what is there instead
-                features, ids = self._features.get(wnid), self._ids.get(wnid)
-        if features is None:
+        if wnid not in self._features:
             raise StoreError(f"{self.path}: no class {wnid}")
+        where = f"{self.path}: class {wnid}"
+        with _reading(where):
+            features, ids = self._features[wnid], self._ids.get(wnid)
         if not isinstance(features, h5py.Dataset) or features.ndim != 2:
             raise StoreError(f"{where}: features must be a 2-d dataset (N, D), found "
                              f"{getattr(features, 'shape', type(features).__name__)}")
@@ -145,7 +137,7 @@ class FeatureStore:
             raise StoreError(f"{where}: dimension {features.shape[1]} differs from the store's {self._dim}")
         if self._dim is None:
             self._dim = features.shape[1]
-        return features, ids
+        return features.shape
 
     def count(self, wnid: str) -> int:
         return self._dataset_shape(wnid)[0]
@@ -226,8 +218,10 @@ class FeatureStore:
         chunk = None
         filled = 0
         for label, wnid in enumerate(wnids):
-            features, ids_dataset = self._datasets(wnid)   # h5py's name lookups cost: two per class
-            n, dim = features.shape
+            n, dim = self._dataset_shape(wnid)   # the class's structure, checked
+            # h5py's low-level open is several times faster than `group[name]`: thousands of classes add up.
+            features, ids_dataset = (h5py.Dataset(h5py.h5d.open(group.id, wnid.encode()))
+                                     for group in (self._features, self._ids))
             where = f"{self.path}: class {wnid}"
             selected = None if rows is None or wnid not in rows else _checked_rows(rows[wnid], n, where)
             with _reading(where):
