@@ -353,6 +353,27 @@ class FeatureStore:
         }
 
 
+def _check_finite(rows: np.ndarray, where: str) -> None:
+    bad = rows.size - int(np.isfinite(rows).sum())
+    if bad:
+        raise StoreError(f"{where}: {bad} NaN or infinite feature values")
+
+
+def _row_count(n: int, limit: int | None) -> int:
+    """How many of a class's `n` rows to read: all (None) or the first `limit` (>= 0)."""
+    if limit is None:
+        return n
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise StoreError(f"a row limit must be an integer >= 0, got {limit!r}")
+    return min(int(limit), n)
+
+
+def _check_per_class(per_class: int | None) -> None:
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                  or per_class < 1):
+        raise StoreError(f"per_class must be a positive integer (or None for every sample), got {per_class!r}")
+
+
 class StoreChunk(NamedTuple):
     """Consecutive test rows: features (n, D), labels (n,) indices into the classes asked for, ids (n,)."""
 
@@ -383,27 +404,6 @@ def _checked_rows(rows, n: int, where: str) -> np.ndarray:
     if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
         raise StoreError(f"{where}: rows to read must increase strictly inside [0, {n}), got {rows[:5].tolist()}...")
     return rows.astype(np.int64)
-
-
-def _check_finite(rows: np.ndarray, where: str) -> None:
-    bad = rows.size - int(np.isfinite(rows).sum())
-    if bad:
-        raise StoreError(f"{where}: {bad} NaN or infinite feature values")
-
-
-def _row_count(n: int, limit: int | None) -> int:
-    """How many of a class's `n` rows to read: all (None) or the first `limit` (>= 0)."""
-    if limit is None:
-        return n
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
-        raise StoreError(f"a row limit must be an integer >= 0, got {limit!r}")
-    return min(int(limit), n)
-
-
-def _check_per_class(per_class: int | None) -> None:
-    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
-                                  or per_class < 1):
-        raise StoreError(f"per_class must be a positive integer (or None for every sample), got {per_class!r}")
 
 
 @contextmanager
