@@ -16,7 +16,7 @@ whose peak RSS (`wait4`) and wall time are measured:
   machine shared with other jobs the wall ratio mostly measures the neighbours).
 
 The stores are written class by class (the generator holds one class at a time) under `--work`
-(default: the system's temporary folder; about 14 GB at full size) and kept for the next run
+(default: the system's temporary folder; about 11 GB at full size) and kept for the next run
 (`--fresh` rewrites them). Writes `benchmarks/results/bench_scale.json`
 (`--quick`: tiny sizes, `bench_scale_quick.json`; the tests run it) and prints a table.
 
@@ -174,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the script, not the targets")
     parser.add_argument("--work", type=Path, help="where the stores go, kept for the next run (full size: about "
-                                                  "14 GB; default: TMPDIR/goz-bench-scale[-quick])")
+                                                  "11 GB; default: TMPDIR/goz-bench-scale[-quick])")
     parser.add_argument("--out", type=Path, help="the JSON written (default: benchmarks/results/bench_scale[_quick].json)")
     parser.add_argument("--threads", type=int, help="torch threads, in the children and for the bare matmul")
     parser.add_argument("--device", default="cpu")
