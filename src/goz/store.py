@@ -18,9 +18,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -159,10 +160,7 @@ class FeatureStore:
         n = self._dataset_shape(wnid)[0]
         with _reading(f"{self.path}: class {wnid}"):
             ids = self._ids[wnid][:_row_count(n, limit)].astype(np.int64)
-        if np.unique(ids).size != ids.size:
-            values, counts = np.unique(ids, return_counts=True)
-            raise StoreError(f"{self.path}: class {wnid}: duplicate image ids {values[counts > 1][:5].tolist()}")
-        return ids
+        return _unique_ids(ids, f"{self.path}: class {wnid}")
 
     def features(self, wnid: str, limit: int | None = None, dtype=np.float32) -> np.ndarray:
         """The class's first `limit` feature rows (all if None), checked for NaN and inf."""
@@ -215,6 +213,58 @@ class FeatureStore:
                 pending_x, pending_y, pending = [], [], 0
         if pending:
             yield np.concatenate(pending_x), np.concatenate(pending_y)
+
+    def iter_chunks(self, wnids: Sequence[str], rows: Mapping[str, np.ndarray] | None = None,
+                    chunk_rows: int = 4096, dtype=None) -> Iterator[StoreChunk]:
+        """`StoreChunk`s (features, labels, ids) of exactly `chunk_rows` rows (the last one fewer), classes in
+        order, a large class cut across chunks: memory is one chunk whatever the classes' sizes.
+
+        `rows`: per wnid, the increasing row indices to read (the others are skipped, not read); a wnid
+        absent from it is read whole. `dtype`: of the features (default: the stored one, so a float16
+        store gives float16 chunks, half the bytes to move). Labels index `wnids`.
+        """
+        wnids = list(wnids)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+            raise StoreError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        chunk = None
+        filled = 0
+        for label, wnid in enumerate(wnids):
+            n, dim = self._dataset_shape(wnid)   # the class's structure, checked
+            # h5py's low-level open is several times faster than `group[name]`: thousands of classes add up.
+            features, ids_dataset = (h5py.Dataset(h5py.h5d.open(group.id, wnid.encode()))
+                                     for group in (self._features, self._ids))
+            where = f"{self.path}: class {wnid}"
+            selected = None if rows is None or wnid not in rows else _checked_rows(rows[wnid], n, where)
+            with _reading(where):
+                ids = _unique_ids(ids_dataset[()].astype(np.int64), where)
+            count = n if selected is None else len(selected)
+            if chunk is not None and dtype is None and np.result_type(chunk.features.dtype, features.dtype) != \
+                    chunk.features.dtype:  # a class stored more precisely than the ones before: widen the chunk
+                chunk = chunk._replace(features=chunk.features.astype(np.result_type(chunk.features.dtype,
+                                                                                     features.dtype)))
+            position = 0
+            while position < count:
+                if chunk is None:
+                    chunk = StoreChunk(np.empty((chunk_rows, dim), dtype=features.dtype if dtype is None else dtype),
+                                       np.empty(chunk_rows, np.int64), np.empty(chunk_rows, np.int64))
+                take = min(count - position, chunk_rows - filled)
+                piece = slice(position, position + take) if selected is None else selected[position:position + take]
+                target = chunk.features[filled:filled + take]
+                with _reading(where):
+                    if isinstance(piece, slice) and target.dtype == features.dtype:
+                        _read_rows(features, piece, target)   # HDF5 writes straight into the chunk
+                    else:
+                        target[:] = features[piece]
+                _check_finite(target, where)
+                chunk.labels[filled:filled + take] = label
+                chunk.ids[filled:filled + take] = ids[piece]
+                filled += take
+                position += take
+                if filled == chunk_rows:
+                    yield chunk
+                    chunk, filled = None, 0
+        if chunk is not None:
+            yield StoreChunk(chunk.features[:filled], chunk.labels[:filled], chunk.ids[:filled])
 
     def class_means(self, wnids: Sequence[str] | None = None, per_class: int | None = None) -> np.ndarray:
         """(C, D) float64 per-class mean features, computed one class at a time."""
@@ -375,6 +425,38 @@ def _check_per_class(per_class: int | None) -> None:
     if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
                                   or per_class < 1):
         raise StoreError(f"per_class must be a positive integer (or None for every sample), got {per_class!r}")
+
+
+class StoreChunk(NamedTuple):
+    """Consecutive test rows: features (n, D), labels (n,) indices into the classes asked for, ids (n,)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+
+def _read_rows(dataset: h5py.Dataset, rows: slice, out: np.ndarray) -> None:
+    """`dataset[rows]` into `out` (C-contiguous, the dataset's dtype) by one HDF5 read, no temporary array."""
+    space = dataset.id.get_space()
+    space.select_hyperslab((rows.start, 0), (rows.stop - rows.start, dataset.shape[1]))
+    dataset.id.read(h5py.h5s.create_simple(out.shape), space, out)
+
+
+def _unique_ids(ids: np.ndarray, where: str) -> np.ndarray:
+    if np.unique(ids).size != ids.size:
+        values, counts = np.unique(ids, return_counts=True)
+        raise StoreError(f"{where}: duplicate image ids {values[counts > 1][:5].tolist()}")
+    return ids
+
+
+def _checked_rows(rows, n: int, where: str) -> np.ndarray:
+    """Row indices to read from a class of `n` rows: integers, strictly increasing, inside [0, n)."""
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+        raise StoreError(f"{where}: rows to read must be a 1-d array of integer indices, got {rows.dtype} {rows.shape}")
+    if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+        raise StoreError(f"{where}: rows to read must increase strictly inside [0, {n}), got {rows[:5].tolist()}...")
+    return rows.astype(np.int64)
 
 
 @contextmanager

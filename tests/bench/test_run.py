@@ -105,6 +105,22 @@ def test_classes_without_vectors_are_dropped_and_counted(synthetic_benchmark, tm
         assert not dropped & set(npz["candidates"]) and not dropped & set(npz["sample_wnids"])
 
 
+def test_classes_sharing_one_vector_are_named_in_a_warning(synthetic_benchmark, tmp_path, caplog):
+    table = semantics.load(synthetic_benchmark.semantics)
+    unseen = splits.load(synthetic_benchmark.unseen)
+    vectors = table.vectors.copy()
+    vectors[table.wnids.index(unseen[1])] = vectors[table.wnids.index(unseen[0])]  # two classes, one name
+    with caplog.at_level("WARNING"):
+        _bench(synthetic_benchmark, tmp_path / "shared", settings=["zsl"],
+               semantics=SemanticsTable(table.wnids, vectors))
+    assert "1 group(s) of candidate classes share one class vector" in caplog.text
+    assert f"{unseen[0]} = {unseen[1]}" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _bench(synthetic_benchmark, tmp_path / "distinct", settings=["zsl"])
+    assert "share one class vector" not in caplog.text
+
+
 def test_bad_inputs_give_clear_errors(synthetic_benchmark, tmp_path):
     b = synthetic_benchmark
     with pytest.raises(StoreError, match="no such feature store"):

@@ -1,7 +1,8 @@
 """Tables and plots from a `goz bench` results directory.
 
-`build_table(DIR)`: the paper-style table (rows: models; standard ZSL top-1..5; generalized H
-top-1..5 with u and s at top-1; percents), written as `DIR/table.csv` and `DIR/table.md`.
+`build_table(DIR)`: the paper-style table (rows: models; standard ZSL top-k; generalized H top-k
+with u and s at the first k; percents; the k are those the results hold, 1..5 by default; Hit@k
+for `--protocol dgp` results), written as `DIR/table.csv` and `DIR/table.md`.
 `build_report(DIR)`: `DIR/report.md` with the table, top-k curves and seen-unseen curves (PNG).
 """
 
@@ -20,27 +21,66 @@ from goz.provenance import REAL_DATA, SYNTHETIC_DATA, SYNTHETIC_NOTE, synthetic_
 
 __all__ = ["load_results", "build_table", "build_report"]
 
-KS = range(1, 6)
-
-
 def _models(results: dict) -> list[str]:
     names = {model for model, _ in results}
     return models.display_sorted(names)
 
 
 def _title(results: dict) -> str:
-    return "GOZ results" + synthetic_title(is_synthetic(results))
+    name = "ImageNet-21K results (DGP protocol)" if _is_dgp(results) else "GOZ results"
+    return name + synthetic_title(is_synthetic(results))
+
+
+def _metric_ks(results: dict, setting: str, prefix: str) -> list[int]:
+    """The k of every `{prefix}{k}` metric the results of `setting` hold, ascending."""
+    return sorted({int(key[len(prefix):]) for (_, s), result in results.items() if s == setting
+                   for key in result.get("metrics", {}) if key.startswith(prefix) and key[len(prefix):].isdigit()})
+
+
+def _is_dgp(results: dict) -> bool:
+    return all(result.get("protocol", {}).get("name") == "dgp" for result in results.values())
+
+
+def _columns(results: dict) -> list[tuple[str, str, str]]:
+    """(header, setting, metric) of each column the results hold: zsl top-k; gzsl H top-k with u and s at
+    the first k; `gzsl top-k` of gzsl results without u and s (dgp's --consider-trains: test-set samples only)."""
+    word = "Hit@" if _is_dgp(results) else "top"
+    columns = [(f"zsl {word}{k}", "zsl", f"top{k}") for k in _metric_ks(results, "zsl", "top")]
+    h_ks = _metric_ks(results, "gzsl", "h_top")
+    columns += [(f"gzsl H top{k}", "gzsl", f"h_top{k}") for k in h_ks]
+    if h_ks:
+        columns += [(f"gzsl {group} top{h_ks[0]}", "gzsl", f"{group}_top{h_ks[0]}") for group in ("u", "s")]
+    columns += [(f"gzsl {word}{k}", "gzsl", f"top{k}")
+                for k in _metric_ks({key: r for key, r in results.items() if not _has_groups(r)}, "gzsl", "top")]
+    return columns
+
+
+def _has_groups(result: dict) -> bool:
+    """A gzsl result with u, s and H (the GOZ protocol's); dgp's gzsl scores the test set's samples only."""
+    return any(key.startswith("h_top") for key in result.get("metrics", {}))
+
+
+def _value(results: dict, model: str, setting: str, metric: str) -> float | None:
+    result = results.get((model, setting), {})
+    if setting == "gzsl" and metric.startswith("top") and _has_groups(result):
+        return None  # a GOZ gzsl result shows H, u and s; its pooled top-k has no column
+    return result.get("metrics", {}).get(metric)
+
+
+def _missing_classes(results: dict, model: str) -> int:
+    return max((r.get("classes", {}).get("n_test_classes_missing", 0) for r in _of_model(results, model).values()),
+               default=0)
 
 
 def _table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["model"] + [f"zsl top{k}" for k in KS] + [f"gzsl H top{k}" for k in KS] + ["gzsl u top1", "gzsl s top1"]
+    columns = _columns(results)
+    header = ["model"] + [name for name, _, _ in columns]
     rows = []
     for model in _models(results):
-        zsl, gzsl = results.get((model, "zsl"), {}), results.get((model, "gzsl"), {})
-        zsl, gzsl = zsl.get("metrics", {}), gzsl.get("metrics", {})
-        values = [zsl.get(f"top{k}") for k in KS] + [gzsl.get(f"h_top{k}") for k in KS] + \
-                 [gzsl.get("u_top1"), gzsl.get("s_top1")]
+        values = [_value(results, model, setting, metric) for _, setting, metric in columns]
         label = model + (f" [data {_data_of(results, model)}]" if _is_mixed(results) else "")
+        missing = _missing_classes(results, model)
+        label += f" [{missing} test classes missing]" if missing else ""
         rows.append([label] + ["" if v is None else f"{100 * v:.2f}" for v in values])
     return header, rows
 
@@ -85,10 +125,23 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+MISSING_NOTE = ("MISSING CLASSES: rows marked [N test classes missing] were evaluated without the samples of test "
+                "classes their test store lacks (--skip-missing-classes); the result JSON lists them.")
+DGP_NOTE = ("Hit@k (%), DGP's evaluate_imagenet.py rule: a hit when at most k candidates, the true class included, "
+            "score at least as high; pooled over the test set's samples. zsl: the test set's classes are the "
+            "candidates; gzsl: the training (seen) classes too (--consider-trains).")
+
+
 def _table_body(results: dict, synthetic_note: bool = True) -> str:
     header, rows = _table_rows(results)
-    note = "Cumulative top-k accuracy (%), pooled over samples; H: harmonic mean of u (unseen) and s (seen)."
+    note = DGP_NOTE if _is_dgp(results) else \
+        "Cumulative top-k accuracy (%), pooled over samples; H: harmonic mean of u (unseen) and s (seen)."
+    samples = sorted({r.get("protocol", {}).get("test_samples", "all") for r in results.values()} - {"all"})
+    if samples:
+        note += f" Test samples: {', '.join(samples)} of each test class, chosen by the seed."
+    missing = any(_missing_classes(results, model) for model in _models(results))
     return f"{_markdown(header, rows)}\n{note}\n" + (f"\n{MIXED_NOTE}\n" if _is_mixed(results) else "") + \
+        (f"\n{MISSING_NOTE}\n" if missing else "") + \
         (f"\n{SYNTHETIC_NOTE}\n" if synthetic_note and is_synthetic(results) else "")
 
 
@@ -155,18 +208,19 @@ def _ausuc_lines(results: dict) -> str:
 
 
 def _plot_topk(results: dict, path: Path) -> bool:
-    panels = [(setting, prefix, label) for setting, prefix, label in
+    panels = [(setting, prefix, label, ks) for setting, prefix, label in
               (("zsl", "top", "standard ZSL top-k (%)"), ("gzsl", "h_top", "generalized H top-k (%)"))
-              if any(s == setting for _, s in results)]
+              if (ks := _metric_ks(results, setting, prefix))]
     if not panels:
         return False
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for axis, (setting, prefix, label) in zip(axes[0], panels):
+    for axis, (setting, prefix, label, ks) in zip(axes[0], panels):
         for model in _models(results):
-            result = results.get((model, setting))
-            if result:
-                axis.plot(list(KS), [100 * result["metrics"][f"{prefix}{k}"] for k in KS], marker="o", label=model)
-        axis.set(xlabel="k", ylabel=label, xticks=list(KS), title=setting)
+            metrics = results.get((model, setting), {}).get("metrics", {})
+            points = [(k, 100 * metrics[f"{prefix}{k}"]) for k in ks if f"{prefix}{k}" in metrics]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=model)
+        axis.set(xlabel="k", ylabel=label, xticks=ks, xscale="log" if ks[-1] > 10 else "linear", title=setting)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(_title(results))

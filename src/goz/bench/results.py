@@ -1,14 +1,17 @@
 """The one owner of the result format: file names, the JSON schema, fingerprints and loading.
 
 One (model, setting) pair gives two files in the results folder: `<model>_<setting>.json` and
-`<model>_<setting>.predictions.npz` (candidates, true class, top-5 predictions, sample wnids and
-ids). The JSON, as CLIP_benchmark's, keeps the metrics apart from what produced them:
+`<model>_<setting>.predictions.npz` (candidates, true class, top-k predictions (k = max(5, largest
+k asked)), each sample's true rank, sample wnids and ids); with `--protocol dgp` also
+`<model>_<setting>.per_class.csv` (each test class's Hit@k, as DGP's `--output`). The JSON, as
+CLIP_benchmark's, keeps the metrics apart from what produced them:
 
     {"schema": "goz-result/2", "model": "eszsl", "setting": "gzsl", "data": "real", "seed": 0,
      "fingerprint": "<sha256 of `fingerprints`>",
      "fingerprints": {"model": ..., "train_store": ..., "semantics": ..., ...},  # what decided it
      "parameters": {...},   # every hyper-parameter of the model
-     "metrics": {...},      # top1..5, per-class, u/s/h (gzsl), ausuc
+     "metrics": {...},      # top{k} for the k asked (1..5 by default), per-class, u/s/h (gzsl), ausuc
+     "protocol": {...},     # goz | dgp, the k asked, which test samples, test classes the store lacked
      "curve": {...},        # gzsl: the seen-unseen curve (calibrations, unseen, seen)
      "classes": {...},      # class and sample counts, classes dropped for lack of a vector
      "inputs": {...},       # the paths and names given (for people; `fingerprints` decides reuse)
@@ -36,7 +39,10 @@ SCHEMA = "goz-result/2"
 JSON_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".predictions.npz"
 # The fingerprints that say which data a result was measured on: tables refuse to mix them.
-DATA_FINGERPRINTS = ("data", "train_store", "test_store", "seen_classes", "unseen_classes", "per_class")
+# `test_samples` and `protocol` are recorded only when not the default (all samples, the GOZ protocol).
+DATA_FINGERPRINTS = ("data", "train_store", "test_store", "seen_classes", "unseen_classes", "per_class",
+                     "test_samples", "protocol")
+PER_CLASS_SUFFIX = ".per_class.csv"
 
 
 def result_paths(out: str | Path, model: str, setting: str) -> tuple[Path, Path]:
@@ -81,7 +87,8 @@ def changes(old: Mapping, new: Mapping) -> list[str]:
                      for name in sorted(set(params_before) | set(params_after))
                      if params_before.get(name) != params_after.get(name)]
             described.append(f"hyper-parameters ({', '.join(diffs)})" if diffs else "model")
-        elif key in ("seed", "per_class", "setting", "data", "train_dtype", "goz_version"):
+        elif key in ("seed", "per_class", "setting", "data", "train_dtype", "goz_version", "protocol", "topk",
+                     "test_samples"):
             described.append(f"{key} {before.get(key)} -> {after.get(key)}")
         else:
             described.append(key.replace("_", " "))
@@ -90,11 +97,13 @@ def changes(old: Mapping, new: Mapping) -> list[str]:
 
 def new_result(*, model: str, setting: str, data: str, seed: int, fingerprints: Mapping[str, str],
                parameters: Mapping, metrics: Mapping, classes: Mapping, inputs: Mapping, run: Mapping,
-               curve: Mapping | None = None) -> dict:
+               curve: Mapping | None = None, protocol: Mapping | None = None) -> dict:
     result = {"schema": SCHEMA, "model": model, "setting": setting, "data": data, "seed": seed,
               "fingerprint": fingerprint(fingerprints), "fingerprints": dict(fingerprints),
               "parameters": {key: _json_value(value) for key, value in parameters.items()},
               "metrics": dict(metrics), "classes": dict(classes), "inputs": dict(inputs), "run": dict(run)}
+    if protocol is not None:
+        result["protocol"] = dict(protocol)
     if curve is not None:
         result["curve"] = dict(curve)
     return result
@@ -105,7 +114,10 @@ class Predictions:
     """What a `.predictions.npz` holds: per test sample, its true class and its top-k candidates.
 
     `candidates` (C,) wnids; `true` (N,) and `topk` (N, k) indices into them (best first); `sample_wnids`
-    and `sample_ids` (N,) name each sample (`<wnid>_<id>`); `data` the data kind (`goz.provenance`).
+    and `sample_ids` (N,) name each sample (`<wnid>_<id>`); `data` the data kind (`goz.provenance`);
+    `true_rank` (N,), when known: how many other candidates scored at least as high as the true
+    class, capped at the list length k (a Hit@k', ties against, when below k' <= k; k means "k or
+    more"; files written before goz recorded it lack it).
     """
 
     candidates: list[str]
@@ -114,10 +126,12 @@ class Predictions:
     sample_wnids: np.ndarray
     sample_ids: np.ndarray
     data: str
+    true_rank: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"data": np.array(self.data), "candidates": np.array(self.candidates, dtype=str), "true": self.true,
-                "topk": self.topk, "sample_wnids": self.sample_wnids, "sample_ids": self.sample_ids}
+        arrays = {"data": np.array(self.data), "candidates": np.array(self.candidates, dtype=str), "true": self.true,
+                  "topk": self.topk, "sample_wnids": self.sample_wnids, "sample_ids": self.sample_ids}
+        return arrays | ({} if self.true_rank is None else {"true_rank": self.true_rank})
 
     @property
     def true_wnids(self) -> list[str]:
@@ -128,11 +142,39 @@ class Predictions:
         return [self.candidates[i] for i in self.topk[:, 0]]
 
 
-def save_result(out: str | Path, result: dict, predictions: Predictions) -> Path:
-    """Writes the predictions, then the JSON (last: it marks the pair as finished). Both atomic."""
+def per_class_path(out: str | Path, model: str, setting: str) -> Path:
+    """The per-class Hit@k table of one (model, setting) pair (written with `--protocol dgp`)."""
+    return Path(out) / f"{model}_{setting}{PER_CLASS_SUFFIX}"
+
+
+def per_class_hits(predictions: Predictions, ks) -> dict[str, list[float]]:
+    """{wnid: [Hit@k for k in ks]} over each class's samples (classes without a sample are absent), from
+    the recorded true ranks: DGP's per-class `--output`."""
+    if predictions.true_rank is None:
+        raise GozError("this predictions file has no true ranks (written by an earlier goz); rerun `goz bench`")
+    if max(ks) > predictions.topk.shape[1]:
+        raise GozError(f"the predictions file keeps ranks up to {predictions.topk.shape[1]}, not {max(ks)}; "
+                       f"rerun `goz bench --topk` with k up to {max(ks)}")
+    counts = np.bincount(predictions.true, minlength=len(predictions.candidates))
+    hits = [np.bincount(predictions.true, weights=predictions.true_rank < k, minlength=len(predictions.candidates))
+            for k in ks]
+    return {wnid: [float(h[i] / counts[i]) for h in hits] for i, wnid in enumerate(predictions.candidates)
+            if counts[i]}
+
+
+def save_result(out: str | Path, result: dict, predictions: Predictions, per_class_ks=None) -> Path:
+    """Writes the predictions (and with `per_class_ks` the per-class table), then the JSON (last: it marks
+    the pair as finished). All atomic."""
     json_path, npz_path = result_paths(out, result["model"], result["setting"])
     with atomic_path(npz_path) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(handle, **predictions.arrays())
+    if per_class_ks:
+        counts = np.bincount(predictions.true, minlength=len(predictions.candidates))
+        lines = ["wnid,samples," + ",".join(f"hit@{k}" for k in per_class_ks)]
+        position = {wnid: i for i, wnid in enumerate(predictions.candidates)}
+        lines += [f"{wnid},{counts[position[wnid]]}," + ",".join(str(value) for value in values)
+                  for wnid, values in per_class_hits(predictions, per_class_ks).items()]
+        write_text_atomic(per_class_path(out, result["model"], result["setting"]), "\n".join(lines) + "\n")
     write_text_atomic(json_path, json.dumps(result, indent=1))
     return json_path
 
@@ -147,6 +189,7 @@ def read_predictions(path: str | Path) -> Predictions:
             sample_wnids = np.asarray(arrays["sample_wnids"]) if "sample_wnids" in arrays else None
             sample_ids = np.asarray(arrays["sample_ids"]) if "sample_ids" in arrays else np.full(len(true), -1)
             data = str(arrays["data"]) if "data" in arrays else ""
+            true_rank = np.asarray(arrays["true_rank"]) if "true_rank" in arrays else None
     except (OSError, KeyError, ValueError, EOFError) as error:
         raise GozError(f"{path}: not a predictions file with candidates, true, topk ({error}); "
                        f"write it again with `goz bench`") from None
@@ -158,7 +201,9 @@ def read_predictions(path: str | Path) -> Predictions:
             raise GozError(f"{path}: {name} holds values that are not indices into the {len(candidates)} candidates")
     if sample_wnids is None:  # written before goz named each sample
         sample_wnids = np.array(candidates, dtype=str)[true]
-    return Predictions(candidates, true, topk, sample_wnids, sample_ids, data)
+    if true_rank is not None and true_rank.shape != true.shape:
+        raise GozError(f"{path}: true_rank has shape {true_rank.shape}, true {true.shape}")
+    return Predictions(candidates, true, topk, sample_wnids, sample_ids, data, true_rank)
 
 
 def result_of_predictions(path: str | Path) -> dict | None:

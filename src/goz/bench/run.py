@@ -15,10 +15,21 @@ Output, per (model, setting): `OUT/<model>_<setting>.json` and `.predictions.npz
 `goz.bench.results` owns; a pair is reused only when its fingerprint is identical, so a killed
 run resumes where it stopped.
 
+Protocols. `goz` (the default): the GOZ paper's, top-1..5 (`ks` changes them). `dgp`: DGP's
+`evaluate_imagenet.py` on the ImageNet-21K test sets (`2-hops`, `3-hops`, `all`): Hit@1, 2, 5, 10,
+20 over the test set's samples only; `zsl` has the test set's classes as candidates, `gzsl` adds
+the 1,000 training classes (DGP's `--consider-trains`); seen classes give no test sample; graph
+models score with their bias (`score_bias`), as DGP's `(x | 1) . w`; a deterministic 10 % of each
+class's samples, chosen by the seed (DGP's `--keep-ratio 0.1` shuffles without a seed). The tie
+rule is the same in both: a hit at k when at most k candidates, the true class included, score at
+least as high as the true class.
+
 Memory at GOZ scale (1000 classes x 500 samples x 2048 floats): training features are read once
 into one preallocated array, as float16 when float32 would pass 1 GiB; a model that declares
-`fits_on_class_means = True` gets the streamed class means instead and no sample is held. Test
-samples are scored in chunks.
+`fits_on_class_means = True` gets the streamed class means instead and no sample is held. The test
+store is read and scored in chunks of rows (`StreamingEvaluation`): per chunk one (rows x
+candidates) score block, per sample only its true rank, its top-k list and (gzsl) one threshold,
+so memory does not grow with samples x candidates (see `score_chunk_rows`).
 """
 
 from __future__ import annotations
@@ -27,8 +38,9 @@ import logging
 import platform
 import resource
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -40,9 +52,10 @@ from goz import models as model_registry
 from goz import semantics as semantics_io
 from goz import splits
 from goz.bench import results
-from goz.bench.evaluate import evaluate, seen_unseen_curve, topk_predictions
+from goz.bench.evaluate import StreamingEvaluation
 from goz.bench.results import read_result, result_paths
-from goz.catalog import feature_store_path, published_table_path
+from goz.catalog import feature_store_path, imagenet_testset, published_table_path
+from goz.device import resolve_device
 from goz.errors import GozError, StoreError
 from goz.models.base import TrainingData, ZSLModel
 from goz.models.graph_ops import read_classifier_weights
@@ -53,14 +66,18 @@ from goz.store import FeatureStore
 from goz.wordnet.edges import load_hierarchy
 from goz.wordnet.hierarchy import ClassGraph, Hierarchy
 
-__all__ = ["run_bench", "result_paths", "SETTINGS", "PUBLISHED_SEMANTICS"]
+__all__ = ["run_bench", "result_paths", "SETTINGS", "PROTOCOLS", "PUBLISHED_SEMANTICS", "score_chunk_rows"]
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("zsl", "gzsl")
 PUBLISHED_SEMANTICS = "published"  # the original benchmark's class vectors (`goz fetch published`)
-TOP_K = 5
-SCORE_BATCH = 4096
+PROTOCOLS = ("goz", "dgp")
+GOZ_KS = (1, 2, 3, 4, 5)
+DGP_KS = (1, 2, 5, 10, 20)
+DGP_TEST_FRACTION = 0.1          # DGP's --keep-ratio default
+TOP_K = 5                        # the predictions file keeps at least the top 5
+SCORE_BLOCK_BYTES = 128 << 20    # one float32 score block (rows x candidates) of about this size
 CURVE_POINTS = 256
 FLOAT16_ABOVE_BYTES = 1 << 30
 
@@ -76,19 +93,24 @@ class _Classes:
 
 
 def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path | None = None,
-              test: str | Path | None = None, semantics: str | Path | SemanticsTable = PUBLISHED_SEMANTICS, seen: str | Path | Sequence[str] = "ilsvrc2012",
-              unseen: str | Path | Sequence[str] = "goz_v1", out: str | Path = "results", per_class: int | None = 500,
+              test: str | Path | None = None, semantics: str | Path | SemanticsTable = PUBLISHED_SEMANTICS,
+              seen: str | Path | Sequence[str] | None = None, unseen: str | Path | Sequence[str] | None = None,
+              out: str | Path = "results", per_class: int | None = 500,
               seed: int = 0, hierarchy: str | Path | Hierarchy | None = None, graph: str | None = None,
               classifier_weights: str | Path | np.ndarray | None = None, device: str = "cpu",
               hyperparameters: Mapping[str, Mapping] | None = None, force: bool = False,
               train_dtype: str | None = None, threads: int | None = None, allow_links: bool = False,
-              progress: bool = True) -> list[dict]:
+              protocol: str = "goz", ks: Sequence[int] | None = None, test_fraction: float | None = None,
+              test_per_class: int | None = None, skip_missing_classes: bool = False,
+              score_chunk: int | None = None, progress: bool = True) -> list[dict]:
     """Fits each model once and evaluates it in each setting; returns one result dict per pair.
 
     `train`/`test`: feature stores (default: the published ones `goz fetch features` installs).
     `semantics`: a semantics table (file or in memory), or `"published"` (the default): the original
     benchmark's class vectors that `goz fetch published` installs.
-    `seen`/`unseen`: built-in split names, split files or lists of wnids. `per_class`: first N
+    `seen`/`unseen`: built-in split names, split files or lists of wnids (default: `ilsvrc2012` and
+    `goz_v1`; with `protocol="dgp"` DGP's 1,000 training classes, and `unseen` must be given: `2-hops`,
+    `3-hops` or `all`). `per_class`: first N
     training samples per class (the original used 500). `hierarchy`: `"wordnet"` (default), a
     `child<TAB>parent` edges file or a `Hierarchy`. `graph`: the graph models' class graph,
     `"imagenet"` (the published graph of the DGP code, with any seen or unseen class it lacks added;
@@ -100,6 +122,13 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path 
     "float16"/"float32" (default: float16 above 1 GiB). `threads`: torch CPU threads for this run
     (default: torch's choice). A store holding HDF5 soft or external links (values read from
     elsewhere) is refused unless `allow_links`.
+
+    `protocol`: `"goz"` or `"dgp"` (see the module's doc). `ks`: the k of the top-k metrics (default
+    1..5; 1, 2, 5, 10, 20 with dgp). `test_fraction` / `test_per_class`: score only that fraction
+    (at least one sample; DGP's rounding) or at most N samples of each test class, chosen by the seed
+    (default: all; 0.1 with dgp). A test class the test store lacks is an error unless
+    `skip_missing_classes` (the result lists it; it stays a candidate). `score_chunk`: test rows per
+    scoring block (default: `score_chunk_rows`).
     """
     out = Path(out)
     train, test = (_published_store(path, name) for path, name in ((train, "train"), (test, "test")))
@@ -112,16 +141,24 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path 
         raise GozError(f"unknown setting(s) {unknown or settings}: choose from {', '.join(SETTINGS)}")
     if not models:
         raise GozError(f"no model given; registered models: {', '.join(model_registry.list_models())}")
+    evaluation = _protocol(protocol, ks, test_fraction, test_per_class, skip_missing_classes, score_chunk)
+    if protocol == "dgp":
+        if unseen is None:
+            raise GozError("--protocol dgp evaluates an ImageNet test set: give --unseen 2-hops, 3-hops or all")
+        seen = imagenet_testset("train") if seen is None else seen
+    seen = "ilsvrc2012" if seen is None else seen
+    unseen = "goz_v1" if unseen is None else unseen
     models = list(dict.fromkeys(model_registry.canonical_name(m) for m in models))  # aliases: gcn2 is sgcn
     hyperparameters = {model_registry.canonical_name(m): values for m, values in (hyperparameters or {}).items()}
-    built = {name: _create(name, hyperparameters.get(name, {}), seed, device, progress) for name in models}
+    built = {name: _create(name, evaluation.model_defaults(name) | dict(hyperparameters.get(name, {})), seed,
+                           device, progress) for name in models}
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         with _Inputs(train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings,
                      uses_graph=any(model.uses_graph for model in built.values()), allow_links=allow_links,
-                     progress=progress) as inputs:
+                     evaluation=evaluation, progress=progress) as inputs:
             plans = {name: _plan(model, settings, inputs, out, per_class, seed, train_dtype, force)
                      for name, model in built.items()}
             pending = {name: plan for name, plan in plans.items() if plan}
@@ -132,11 +169,101 @@ def run_bench(models: Sequence[str], settings: Sequence[str], train: str | Path 
     return [read_result(result_paths(out, m, s)[0]) for m in models for s in settings]
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    """How the test store is evaluated: the protocol, its k, which test samples, missing classes."""
+
+    protocol: str
+    ks: tuple[int, ...]
+    test_fraction: float | None = None
+    test_per_class: int | None = None
+    skip_missing_classes: bool = False
+    score_chunk: int | None = None
+    fingerprints: dict = field(default_factory=dict)
+
+    def sample_classes(self, classes: _Classes, setting: str) -> list[str]:
+        """The classes whose test samples are scored: dgp scores the test set's samples only."""
+        return classes.unseen + (classes.seen if setting == "gzsl" and self.protocol == "goz" else [])
+
+    def seen_wnids(self, classes: _Classes, setting: str) -> list[str] | None:
+        """Seen classes for u / s / H and the curve: the GOZ protocol's gzsl only."""
+        return classes.seen if setting == "gzsl" and self.protocol == "goz" else None
+
+    def model_defaults(self, name: str) -> dict:
+        """dgp scores graph classifiers with their bias, as `evaluate_imagenet.py`'s `(x | 1) . w`."""
+        if self.protocol == "dgp" and "score_bias" in model_registry.hyperparameter_names(
+                model_registry.model_class(name)):
+            return {"score_bias": True}
+        return {}
+
+    def test_samples(self) -> str:
+        if self.test_fraction is not None:
+            return f"fraction {self.test_fraction}"
+        return f"per_class {self.test_per_class}" if self.test_per_class is not None else "all"
+
+    def test_rows(self, store: FeatureStore, wnids: list[str], seed: int) -> tuple[dict[str, np.ndarray], list[int]]:
+        """({wnid: rows to score} for the classes subsampled, the count scored per class)."""
+        rows, counts = {}, []
+        for wnid in wnids:
+            n = store.count(wnid)
+            if self.test_fraction is None and self.test_per_class is None:
+                counts.append(n)
+                continue
+            # DGP keeps max(1, round(n * ratio)) of a class's shuffled files; here the shuffle is the seed's.
+            keep = min(n, self.test_per_class) if self.test_per_class is not None else \
+                (max(1, round(n * self.test_fraction)) if n else 0)
+            chosen = np.random.default_rng([seed, int(wnid[1:])]).permutation(n)[:keep]
+            rows[wnid] = np.sort(chosen)
+            counts.append(keep)
+        return rows, counts
+
+
+def _protocol(protocol: str, ks, test_fraction, test_per_class, skip_missing_classes, score_chunk) -> _Evaluation:
+    if protocol not in PROTOCOLS:
+        raise GozError(f"unknown protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    default_ks = DGP_KS if protocol == "dgp" else GOZ_KS
+    try:
+        ks = tuple(sorted({int(k) for k in ks})) if ks is not None else default_ks
+    except (TypeError, ValueError):
+        raise GozError(f"top-k values must be positive integers, got {ks!r}") from None
+    if not ks or ks[0] < 1:
+        raise GozError(f"top-k values must be positive integers, got {list(ks)}")
+    if test_fraction is not None and test_per_class is not None:
+        raise GozError("give --test-fraction or --test-per-class, not both")
+    if test_fraction is not None and not (isinstance(test_fraction, (int, float)) and 0 < test_fraction <= 1):
+        raise GozError(f"--test-fraction must be in (0, 1], got {test_fraction!r}")
+    if test_per_class is not None and (isinstance(test_per_class, bool) or not isinstance(test_per_class, int)
+                                       or test_per_class < 1):
+        raise GozError(f"--test-per-class must be a positive integer, got {test_per_class!r}")
+    if score_chunk is not None and (isinstance(score_chunk, bool) or not isinstance(score_chunk, int)
+                                    or score_chunk < 1):
+        raise GozError(f"score_chunk must be a positive integer, got {score_chunk!r}")
+    if protocol == "dgp" and test_fraction is None and test_per_class is None:
+        test_fraction = DGP_TEST_FRACTION
+    if test_fraction == 1:
+        test_fraction = None  # every sample: the same data as no selection
+    evaluation = _Evaluation(protocol, ks, None if test_fraction is None else float(test_fraction), test_per_class,
+                             bool(skip_missing_classes), score_chunk)
+    # Recorded only when not the default, so that earlier GOZ results keep their fingerprints.
+    if protocol != "goz":
+        evaluation.fingerprints["protocol"] = protocol
+    if ks != GOZ_KS:
+        evaluation.fingerprints["topk"] = ",".join(map(str, ks))
+    if evaluation.test_samples() != "all":
+        evaluation.fingerprints["test_samples"] = evaluation.test_samples()
+    return evaluation
+
+
+def score_chunk_rows(n_candidates: int, block_bytes: int = SCORE_BLOCK_BYTES) -> int:
+    """Test rows scored at once: a float32 (rows x candidates) block of about `block_bytes`, 64..8192 rows."""
+    return int(min(8192, max(64, block_bytes // (4 * max(1, n_candidates)))))
+
+
 class _Inputs:
     """Everything a run reads, opened once, with the fingerprint of each part."""
 
     def __init__(self, train, test, semantics, seen, unseen, hierarchy, graph, classifier_weights, settings, *,
-                 uses_graph: bool, allow_links: bool = False, progress: bool):
+                 uses_graph: bool, evaluation: _Evaluation, allow_links: bool = False, progress: bool):
         self.train_path, self.test_path = Path(train), Path(test)
         self.table = semantics if isinstance(semantics, SemanticsTable) else semantics_io.load(semantics)
         self.seen_split, self.unseen_split = _split(seen), _split(unseen)
@@ -149,6 +276,8 @@ class _Inputs:
         self.graph = _graph(hierarchy, self.graph_kind, self.seen_split + self.unseen_split) if uses_graph else None
         self.weights = _classifier_weights(classifier_weights, self.seen_split)
         self.settings, self.progress, self.allow_links = settings, progress, allow_links
+        self.evaluation = evaluation
+        self.missing_test_classes: list[str] = []
 
     def __enter__(self) -> _Inputs:
         self.train_store = FeatureStore(self.train_path)
@@ -175,7 +304,7 @@ class _Inputs:
             "seen_classes": results.digest(self.seen_split),
             "unseen_classes": results.digest(self.unseen_split),
             "goz_version": goz.__version__,
-        }
+        } | self.evaluation.fingerprints
         return self
 
     def _check_stores(self) -> None:
@@ -183,9 +312,20 @@ class _Inputs:
             _check_links(store, self.allow_links)
         _check_same_clip_model(self.train_store, self.test_store, self.table, self.descriptions["semantics"])
         _require(self.train_store, self.seen_split, "seen classes of the split", "training")
-        _require(self.test_store, self.unseen_split, "unseen classes of the split", "test")
-        if "gzsl" in self.settings:
-            _require(self.test_store, self.seen_split, "seen classes of the split (needed by gzsl)", "test")
+        tested = list(self.unseen_split)
+        if "gzsl" in self.settings and self.evaluation.protocol == "goz":
+            tested += self.seen_split
+        missing = [w for w in tested if w not in self.test_store]
+        if missing and (not self.evaluation.skip_missing_classes or len(missing) == len(tested)):
+            listed = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            raise StoreError(f"{self.test_path}: the test store lacks {len(missing)} of the {len(tested)} test "
+                             f"classes ({listed})" + ("" if len(missing) == len(tested) else
+                             "; pass --skip-missing-classes to evaluate without their samples (they stay "
+                             "candidates; the result lists them)"))
+        if missing:
+            log.warning("%s: the test store lacks %d of the %d test classes, evaluated without them "
+                        "(--skip-missing-classes), e.g. %s", self.test_path, len(missing), len(tested), missing[0])
+        self.missing_test_classes = missing
 
     def __exit__(self, *exc) -> None:
         self.train_store.close()
@@ -308,6 +448,8 @@ def _classes_with_vectors(table: SemanticsTable, seen: list[str], unseen: list[s
     overlap = set(seen_kept) & set(unseen_kept)
     if overlap:
         raise GozError(f"{len(overlap)} classes are both seen and unseen, e.g. {sorted(overlap)[0]}")
+    # Classes sharing one vector cap every model's accuracy on them: the reader is told, the run goes on.
+    table.warn_duplicate_vectors(seen_kept + unseen_kept, role="candidate classes")
     return _Classes(seen_kept, unseen_kept, [w for w in seen if w not in set(seen_kept)],
                     [w for w in unseen if w not in set(unseen_kept)])
 
@@ -415,51 +557,119 @@ def _seed_everything(seed: int) -> None:
 
 def _evaluate_and_save(model: ZSLModel, setting: str, fingerprints: dict[str, str], inputs: _Inputs, out: Path,
                        counts: dict, run_facts: dict, seed: int, progress: bool) -> dict:
-    classes, test_store, name = _model_classes(model, inputs), inputs.test_store, model.name
+    classes, test_store, name, evaluation = _model_classes(model, inputs), inputs.test_store, model.name, inputs.evaluation
     candidates = classes.unseen + (classes.seen if setting == "gzsl" else [])
-    per_candidate = test_store.counts(candidates)
-    n_samples = sum(per_candidate.values())
-    scores = np.empty((n_samples, len(candidates)), dtype=np.float32)
-    true = np.repeat(np.arange(len(candidates), dtype=np.int64), [per_candidate[w] for w in candidates])
-    score_start = time.perf_counter()
+    missing = set(inputs.missing_test_classes)
+    missing_here = [w for w in evaluation.sample_classes(classes, setting) if w in missing]
+    tested = [w for w in evaluation.sample_classes(classes, setting) if w not in missing]
+    rows, per_class = evaluation.test_rows(test_store, tested, seed)
+    position = {wnid: i for i, wnid in enumerate(candidates)}
+    true = np.repeat(np.array([position[w] for w in tested], dtype=np.int64), per_class)
+    n_samples = len(true)
+    if n_samples == 0:
+        raise StoreError(f"{test_store.path}: no test sample in the {len(tested)} test classes of {name} {setting}")
+    seen_wnids = evaluation.seen_wnids(classes, setting)
+    streamed = StreamingEvaluation(candidates, true, seen_wnids=seen_wnids, ks=evaluation.ks,
+                                   predictions=max(TOP_K, max(evaluation.ks)))
+    scorer = _Scorer(model, candidates, run_facts["device"])
+    chunk_rows = evaluation.score_chunk or score_chunk_rows(len(candidates))
+    sample_ids = np.empty(n_samples, dtype=np.int64)
+    score_start, score_cpu_start = time.perf_counter(), time.process_time()
     start = 0
     with progress_bar(total=n_samples, desc=f"{name} {setting} scoring", unit="sample", enabled=progress) as bar:
-        for batch, _ in test_store.iter_batches(candidates, batch_size=SCORE_BATCH):
-            batch_scores = np.asarray(model.scores(batch, candidates), dtype=np.float32)
-            if batch_scores.shape != (len(batch), len(candidates)):
-                raise GozError(f"model {name} returned scores of shape {batch_scores.shape}, "
-                               f"expected {(len(batch), len(candidates))}")
-            scores[start:start + len(batch)] = batch_scores
-            start += len(batch)
-            bar.update(len(batch))
-    score_seconds = time.perf_counter() - score_start
-    seen_wnids = classes.seen if setting == "gzsl" else None
-    metrics = evaluate(scores, true, candidates, seen_wnids=seen_wnids, ks=range(1, TOP_K + 1))
-    curve = None
-    if seen_wnids:
-        full = seen_unseen_curve(scores, true, candidates, seen_wnids)
+        for chunk in _read_ahead(test_store.iter_chunks(tested, rows, chunk_rows)):
+            streamed.update(scorer(chunk.features))
+            sample_ids[start:start + len(chunk.ids)] = chunk.ids
+            start += len(chunk.ids)
+            bar.update(len(chunk.ids))
+    finished = streamed.finish()
+    # CPU seconds of every thread: on a machine shared with other jobs, wall time also counts waiting for a core.
+    score_seconds, score_cpu_seconds = time.perf_counter() - score_start, time.process_time() - score_cpu_start
+    metrics, curve = finished.metrics, None
+    if finished.curve is not None:
+        full = finished.curve
         # The curve has a point per distinct threshold (up to one per sample); plots need a few hundred.
         keep = np.unique(np.linspace(0, len(full["calibrations"]) - 1, CURVE_POINTS).round().astype(int))
         metrics["ausuc"] = full["ausuc"]
         curve = {"calibrations": full["calibrations"][keep].tolist(), "unseen": full["unseen_accuracy"][keep].tolist(),
                  "seen": full["seen_accuracy"][keep].tolist()}
+    by_class = dict(zip(tested, per_class))
     class_counts = counts | _class_counts(classes) | _graph_counts(model, inputs) | {
         "n_candidates": len(candidates), "n_test_samples": int(n_samples),
-        "n_test_unseen_samples": int(sum(per_candidate[w] for w in classes.unseen)),
-        "n_test_seen_samples": int(sum(per_candidate[w] for w in classes.seen)) if seen_wnids else 0}
+        "n_test_unseen_samples": int(sum(by_class.get(w, 0) for w in classes.unseen)),
+        "n_test_seen_samples": int(sum(by_class.get(w, 0) for w in classes.seen)) if seen_wnids else 0,
+        "n_test_classes_missing": len(missing_here), "test_classes_missing": missing_here}
+    protocol = {"name": evaluation.protocol, "ks": list(evaluation.ks), "test_samples": evaluation.test_samples(),
+                "consider_trains": evaluation.protocol == "dgp" and setting == "gzsl",
+                "skip_missing_classes": evaluation.skip_missing_classes}
     result = results.new_result(
         model=name, setting=setting, data=inputs.data_kind, seed=seed, fingerprints=fingerprints,
         parameters=model.get_params(), metrics=metrics, classes=class_counts, inputs=inputs.descriptions,
-        run=run_facts | {"score_seconds": score_seconds, "peak_rss_gb": _peak_rss_gb(),
-                         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        curve=curve)
-    sample_ids = np.concatenate([test_store.ids(w) for w in candidates])
-    predictions = results.Predictions(candidates, true, topk_predictions(scores, TOP_K),
-                                      np.array(candidates, dtype=str)[true], sample_ids, inputs.data_kind)
-    json_path = results.save_result(out, result, predictions)
-    log.info("%s %s: top1 %.4f%s -> %s", name, setting, metrics["top1"],
-             f", H top1 {metrics['h_top1']:.4f}" if seen_wnids else "", json_path)
+        run=run_facts | {"score_seconds": score_seconds, "score_cpu_seconds": score_cpu_seconds,
+                         "score_chunk_rows": chunk_rows, "score_path": scorer.path,
+                         "peak_rss_gb": _peak_rss_gb(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        curve=curve, protocol=protocol)
+    predictions = results.Predictions(candidates, true, finished.topk, np.array(candidates, dtype=str)[true],
+                                      sample_ids, inputs.data_kind, finished.true_ranks)
+    json_path = results.save_result(out, result, predictions,
+                                    per_class_ks=evaluation.ks if evaluation.protocol == "dgp" else None)
+    first, last = evaluation.ks[0], evaluation.ks[-1]
+    log.info("%s %s: top%d %.4f, top%d %.4f%s -> %s", name, setting, first, metrics[f"top{first}"], last,
+             metrics[f"top{last}"], f", H top{first} {metrics[f'h_top{first}']:.4f}" if seen_wnids else "", json_path)
     return result
+
+
+class _Scorer:
+    """Scores of test rows against the candidates, as a torch tensor: `x @ W (+ b)` on the run's device
+    for models that expose their matrix (`ZSLModel.score_matrix`), else the model's own `scores`."""
+
+    def __init__(self, model: ZSLModel, candidates: list[str], device: str):
+        self.model, self.candidates = model, candidates
+        matrix = model.score_matrix(candidates)
+        self.path = "scores" if matrix is None else "matrix"
+        self._out: torch.Tensor | None = None
+        if matrix is not None:
+            target = resolve_device(device)
+            weights, bias = matrix
+            if tuple(weights.shape) != (weights.shape[0], len(candidates)) or \
+                    (bias is not None and tuple(bias.shape) != (len(candidates),)):
+                raise GozError(f"model {model.name}: score_matrix gave {tuple(weights.shape)} weights for "
+                               f"{len(candidates)} candidates")
+            self.weights = weights.to(target, torch.float32)
+            self.bias = None if bias is None else bias.to(target, torch.float32)
+
+    def __call__(self, features: np.ndarray) -> torch.Tensor:
+        if self.path == "matrix":
+            # float16 rows travel as float16 and widen on the device (exact either way).
+            rows = torch.from_numpy(features).to(self.weights.device).to(torch.float32)
+            if self.weights.device.type == "cpu":
+                # One output block for every chunk: a fresh one would be paged in again each time. The
+                # evaluation is done with a block before the next chunk is scored.
+                if self._out is None or self._out.shape[0] < len(rows):
+                    self._out = torch.empty(len(rows), self.weights.shape[1])
+                scores = torch.matmul(rows, self.weights, out=self._out[:len(rows)])
+                return scores if self.bias is None else scores.add_(self.bias)
+            scores = rows @ self.weights
+            return scores if self.bias is None else scores + self.bias
+        scores = np.asarray(self.model.scores(features.astype(np.float32, copy=False), self.candidates),
+                            dtype=np.float32)
+        if scores.shape != (len(features), len(self.candidates)):
+            raise GozError(f"model {self.model.name} returned scores of shape {scores.shape}, "
+                           f"expected {(len(features), len(self.candidates))}")
+        return torch.from_numpy(scores)
+
+
+def _read_ahead(chunks: Iterator) -> Iterator:
+    """The same items, the next one read by a thread while the caller scores this one (HDF5 reads and
+    torch's kernels overlap: both leave Python's lock while they work)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="goz-read") as reader:
+        upcoming = reader.submit(next, chunks, None)
+        while True:
+            item = upcoming.result()
+            if item is None:
+                return
+            upcoming = reader.submit(next, chunks, None)
+            yield item
 
 
 def _describe(value) -> str:

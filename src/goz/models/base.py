@@ -12,6 +12,8 @@ import numpy as np
 from goz.semantics import SemanticsTable
 
 if TYPE_CHECKING:
+    import torch
+
     from goz.wordnet.hierarchy import ClassGraph
 
 
@@ -67,6 +69,13 @@ class ZSLModel:
     def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
         """(n_samples, len(candidates)) compatibility scores; higher means more likely."""
         raise NotImplementedError
+
+    def score_matrix(self, candidates: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """For models whose scores are a product with one matrix: (weights (D, C), bias (C,) or None) such
+        that `scores(x, candidates)` is `x @ weights (+ bias)` in float32. `goz bench` then scores the test
+        store in chunks with that product on its device, without calling `scores`; None (the default):
+        it calls `scores`."""
+        return None
 
     def input_fingerprints(self) -> dict[str, str]:
         """Fingerprints of the files the model reads itself (not through `TrainingData`), so that a

@@ -499,7 +499,7 @@ class GraphModel(ZSLModel):
         return history
 
     # -- predict -----------------------------------------------------------------------------------------
-    def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
+    def score_matrix(self, candidates: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not hasattr(self, "node_classifiers_"):
             raise GozError(f"{self.name}: call fit() before scores()")
         missing = [w for w in candidates if w not in self.index_]
@@ -507,12 +507,15 @@ class GraphModel(ZSLModel):
             raise GozError(f"{self.name}: {len(missing)} candidate classes are not nodes of the training graph "
                            f"(build it with hierarchy.induced_graph(seen + candidates)): {', '.join(missing[:10])}")
         classifiers = torch.from_numpy(self.node_classifiers_[[self.index_[w] for w in candidates]])
-        weights, bias = classifiers[:, :-1], classifiers[:, -1]
-        check_scoring_input(features, weights.shape[1], self.name)
+        # x . w as the GOZ notebook scores the graph classifiers; `score_bias` adds b, as DGP's evaluation.
+        return classifiers[:, :-1].T, (classifiers[:, -1] if self.score_bias else None)
+
+    def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
+        weights, bias = self.score_matrix(candidates)
+        check_scoring_input(features, weights.shape[0], self.name)
         out = np.empty((len(features), len(candidates)), np.float32)
         for rows, chunk in row_chunks(features, torch.device("cpu")):
-            # x . w as the GOZ notebook scores the graph classifiers; `score_bias` adds b, as DGP's evaluation.
-            out[rows] = (chunk @ weights.T + bias if self.score_bias else chunk @ weights.T).numpy()
+            out[rows] = (chunk @ weights + bias if bias is not None else chunk @ weights).numpy()
         return out
 
 

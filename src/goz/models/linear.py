@@ -257,7 +257,13 @@ class ESZSL(_LinearBaseline):
                            "use positive gamma and lam") from None
         return self
 
+    def score_matrix(self, candidates: Sequence[str]) -> tuple[torch.Tensor, None]:
+        if not hasattr(self, "projection_"):
+            raise GozError(f"{self.name}: call fit() before scores()")
+        targets = torch.from_numpy(candidate_vectors(self.semantics_, candidates)).to(self.device_, torch.float64)
+        return (self.projection_ @ targets.T).float(), None                          # (D, C)
+
     def scores(self, features: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
-        targets = self._candidates(features, candidates).to(torch.float64)
-        compatibility = (self.projection_ @ targets.T).float()                        # (D, C)
+        compatibility, _ = self.score_matrix(candidates)
+        check_scoring_input(features, self.feature_dim_, self.name)
         return self._score_rows(features, len(candidates), lambda block: block @ compatibility)
