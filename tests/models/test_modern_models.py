@@ -99,6 +99,9 @@ PAPER = {"hidden": 4096, "noise_dim": None, "gan_epochs": 70, "gan_iterations": 
 def test_clswgan_paper_preset_sets_exactly_the_reference_values():
     params = models.create("clswgan", preset="paper").get_params()
     assert params == PAPER | {"preset": "paper", "seed": 0, "device": "cpu", "progress": True}
+    # The spelling of the CLI: `goz bench --set clswgan.preset=paper`.
+    from goz.commands.bench import parse_assignments
+    assert models.create("clswgan", **parse_assignments(["clswgan.preset=paper"])["clswgan"]).get_params() == params
     # Explicit values win; an explicit minibatch budget replaces the preset's epochs.
     changed = models.create("clswgan", preset="paper", hidden=64, gan_iterations=10).get_params()
     assert (changed["hidden"], changed["gan_iterations"], changed["gan_epochs"]) == (64, 10, None)
