@@ -6,6 +6,7 @@ features are ReLU(class mean + noise) with class means linear in the class vecto
 runs with its defaults (the budgets sized for 2 CPU cores). Run:
 
     PYTHONPATH=src python benchmarks/bench_clswgan.py [--threads 2] [--per-class 500] [--device cpu]
+        [--preset paper] [--set gan_epochs=1]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--test-samples", type=int, default=10_000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default=None, help="a clswgan preset, e.g. paper (the reference's values)")
     parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                         help="a clswgan hyper-parameter (JSON value), e.g. --set gan_iterations=100")
     args = parser.parse_args()
@@ -58,7 +60,7 @@ def main() -> None:
                                                                        dtype=np.float32), 0)
     print(f"generated {features.shape} {features.dtype} training features in {time.perf_counter() - start:.0f} s")
 
-    model = models.create("clswgan", device=args.device, progress=True, **hyperparameters)
+    model = models.create("clswgan", device=args.device, progress=True, preset=args.preset, **hyperparameters)
     timings = {}
     start = time.perf_counter()
     model.fit(data)

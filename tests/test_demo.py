@@ -18,7 +18,8 @@ def test_goz_demo_quick_end_to_end(tmp_path, capsys):
         assert f"| {name} [data " in printed
         for setting in ("zsl", "gzsl"):
             result = json.loads((out / "results-quick" / f"{name}_{setting}.json").read_text())
-            assert result["data"] == "synthetic" and result["metrics"]["top1"] > 0
+            chance = 1 / result["classes"]["n_candidates"]  # `> 0` held for a model at chance too
+            assert result["data"] == "synthetic" and result["metrics"]["top1"] > 1.5 * chance, (name, setting)
     assert "SYNTHETIC DATA" in (out / "results-quick" / "report.md").read_text()
     assert (out / "data-quick" / "benchmark.json").exists()
     csv_rows = (out / "results-quick" / "table.csv").read_text().splitlines()

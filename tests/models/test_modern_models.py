@@ -9,6 +9,7 @@ from test_linear_models import SyntheticProblem, fast
 from goz import models
 from goz.bench.evaluate import evaluate
 from goz.errors import GozError
+from goz.models.clswgan import CLSWGAN, _epoch_batches
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -57,8 +58,9 @@ def test_clswgan_trains_one_classifier_per_candidate_set():
 def test_clswgan_learns_unseen_classes_from_their_vectors():
     """On a problem whose class means are linear in the class vectors, synthesized features carry the class."""
     problem = SyntheticProblem()
-    # A short budget: a strong classification loss makes the generator class-conditional quickly.
-    params = fast("clswgan") | {"gan_iterations": 300, "hidden": 128, "batch_size": 64, "cls_weight": 1.0,
+    # A decisive budget: at 300 generator steps the GAN has not yet become class-conditional (chance for
+    # seeds 1 and 2, 0.27-0.51 for seed 0, depending on the kernels); from 1000 steps it has (0.75).
+    params = fast("clswgan") | {"gan_iterations": 1000, "hidden": 128, "batch_size": 64, "cls_weight": 1.0,
                                 "synthesized_per_class": 50, "classifier_batches": 100}
     model = models.create("clswgan", **params).fit(problem.data)
     top1 = evaluate(model.scores(problem.test_features, problem.unseen_wnids), problem.test_labels,
@@ -83,3 +85,78 @@ def test_clswgan_non_finite_features_are_a_goz_error():
     poisoned[:, 0] = np.nan
     with pytest.raises(GozError, match="NaN"):
         models.create("clswgan", **fast("clswgan")).fit(replace(problem.data, features=poisoned))
+
+
+# The reference's values, typed here from the reference itself (xianyongqin/f-CLSWGAN: clswgan.py and the
+# CUB scripts), not read from goz's PRESETS table.
+PAPER = {"hidden": 4096, "noise_dim": None, "gan_epochs": 70, "gan_iterations": None, "critic_iterations": 5,
+         "batch_size": 64, "lr": 1e-4, "gradient_penalty": 10.0, "cls_weight": 0.01, "pretrain_epochs": 50,
+         "pretrain_batches": None, "pretrain_batch_size": 100, "pretrain_lr": 1e-3, "classifier_epochs": 25,
+         "classifier_batches": None, "classifier_batch_size": 300, "classifier_lr": 1e-3,
+         "synthesized_per_class": 300}
+
+
+def test_clswgan_paper_preset_sets_exactly_the_reference_values():
+    params = models.create("clswgan", preset="paper").get_params()
+    assert params == PAPER | {"preset": "paper", "seed": 0, "device": "cpu", "progress": True}
+    # The spelling of the CLI: `goz bench --set clswgan.preset=paper`.
+    from goz.commands.bench import parse_assignments
+    assert models.create("clswgan", **parse_assignments(["clswgan.preset=paper"])["clswgan"]).get_params() == params
+    # Explicit values win; an explicit minibatch budget replaces the preset's epochs.
+    changed = models.create("clswgan", preset="paper", hidden=64, gan_iterations=10).get_params()
+    assert (changed["hidden"], changed["gan_iterations"], changed["gan_epochs"]) == (64, 10, None)
+    assert changed["pretrain_epochs"] == 50 and changed["lr"] == 1e-4
+    default = models.create("clswgan").get_params()
+    assert default["preset"] is None and default["lr"] == 5e-4 and default["gan_epochs"] is None
+    with pytest.raises(GozError, match="unknown preset 'papr'; presets: paper"):
+        models.create("clswgan", preset="papr")
+    with pytest.raises(GozError, match="gan_iterations or gan_epochs, not both"):
+        models.create("clswgan", gan_iterations=5, gan_epochs=1)
+
+
+def test_clswgan_epoch_budgets_count_minibatches_like_the_reference():
+    """An epoch is ceil(rows / batch size) minibatches (`for i in range(0, ntrain, batch_size)`)."""
+    problem = SyntheticProblem()
+    steps = {}
+    original = CLSWGAN._finite
+
+    def count(self, loss, what, step):
+        steps[what] = steps.get(what, 0) + 1
+        return original(self, loss, what, step)
+
+    params = fast("clswgan") | {"gan_iterations": None, "gan_epochs": 1, "pretrain_batches": None,
+                                "pretrain_epochs": 2, "pretrain_batch_size": 100, "batch_size": 64}
+    CLSWGAN._finite = count
+    try:
+        model = models.create("clswgan", **params).fit(problem.data)
+    finally:
+        CLSWGAN._finite = original
+    rows = len(model._rows)  # seen class 5 has no vector: 23 classes x 30 samples
+    assert rows == 23 * 30
+    assert steps["clswgan pretrained classifier"] == 2 * -(-rows // 100)
+    assert steps["generator"] == -(-rows // 64) and steps["critic"] == steps["generator"] * params["critic_iterations"]
+
+
+def test_clswgan_classifier_minibatches_are_shuffled_epochs():
+    """Like classifier2.py's next_batch: every row once per epoch, a batch running on into the next epoch."""
+    batches = list(_epoch_batches(10, 4, 5, seed=0))  # 20 positions: two epochs of 10
+    assert all(len(b) == 4 for b in batches)
+    drawn = np.concatenate(batches)
+    assert np.bincount(drawn, minlength=10).tolist() == [2] * 10
+    first_two = set(batches[0].tolist()) | set(batches[1].tolist())
+    assert len(first_two) == 8  # no row twice within an epoch
+    assert set(range(10)) - first_two <= set(batches[2].tolist())  # the epoch's last 2 rows open batch 3
+    assert batches[0].tolist() != [0, 1, 2, 3]  # shuffled
+
+
+def test_clswgan_constant_training_dimension_keeps_scale_one():
+    """A dimension constant in training (a dead unit) scales by 1, as scikit-learn's MinMaxScaler: test
+    features that are not constant there stay finite instead of being divided by ~0."""
+    problem = SyntheticProblem()
+    features = problem.data.features.copy()
+    features[:, 0] = 3.0
+    model = models.create("clswgan", **fast("clswgan")).fit(replace(problem.data, features=features))
+    assert model.span_[0].item() == 1.0 and model.offset_[0].item() == 3.0
+    test = problem.test_features.copy()
+    test[:, 0] = 1e4
+    assert np.isfinite(model.scores(test, problem.unseen_wnids)).all()

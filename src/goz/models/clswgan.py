@@ -12,56 +12,117 @@ and cached for that set (in a canonical order, so the order of the candidates do
 The model therefore scores any candidate set with a class vector; `goz bench` counts that
 classifier's training in `score_seconds`, and `fit_seconds` covers the pretrained classifier and the GAN.
 
-As in the reference code: generator Linear(d + z, h) -> LeakyReLU(0.2) -> Linear(h, D) -> ReLU,
-critic Linear(D + d, h) -> LeakyReLU(0.2) -> Linear(h, 1), weights N(0, 0.02), Adam (beta1 0.5),
-5 critic steps per generator step, gradient penalty 10, noise of the class vectors' dimension,
-features min-max scaled per dimension (from the training features). Different (README, "Modern
-baselines"): class vectors enter unit-norm times sqrt(d); learning rates (GAN 5e-4, classifiers
-1e-2) and the classification-loss weight (0.1) suit short budgets (tuned on the synthetic
-benchmark); budgets differ: the defaults (hidden 512, 400 generator steps of 64 samples, 200 / 400 minibatches of 256
-for the pretrained / final classifiers, 100 synthesized features per class) fit GOZ (1000 x 500
-features of 2048-d, 500 unseen) in under 15 minutes on 2 CPU cores (benchmarks/bench_clswgan.py);
-the paper's (hidden 4096, tens of epochs) want a GPU, e.g. `--device cuda --set clswgan.hidden=4096
---set clswgan.gan_iterations=20000 --set clswgan.classifier_batches=20000`.
+As in the reference code (xianyongqin/f-CLSWGAN: clswgan.py, classifier.py, classifier2.py,
+util.py, model.py): generator Linear(d + z, h) -> LeakyReLU(0.2) -> Linear(h, D) -> ReLU, critic
+Linear(D + d, h) -> LeakyReLU(0.2) -> Linear(h, 1), every Linear (the softmax classifiers' too)
+drawn N(0, 0.02) with zero bias, Adam (beta1 0.5) everywhere, 5 critic steps per generator step,
+each on a fresh minibatch drawn without replacement, the generator step on the last critic batch's
+classes, gradient penalty 10, noise of the class vectors' dimension, features min-max scaled per
+dimension on every training feature (a constant dimension keeps scale 1, as scikit-learn's
+MinMaxScaler), classifiers trained on shuffled epochs, the pretrained one with its own learning
+rate and batch size. Budgets are given in minibatches (`gan_iterations`, `pretrain_batches`,
+`classifier_batches`) or in epochs like the reference (`gan_epochs`, `pretrain_epochs`,
+`classifier_epochs`); an epoch is ceil(rows / batch size) minibatches.
+
+`preset="paper"` (`--set clswgan.preset=paper`) sets the reference's values (PRESETS below, each
+with its source); explicit hyper-parameters still win. The defaults are budgets for 2 CPU cores at
+GOZ scale (README, "Modern baselines"). Different from the reference, whatever the values: class
+vectors enter unit-norm times sqrt(d); the final classifier reports the end of its budget, not the
+best of its epochs as scored on the test set (classifier2.py keeps that one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from goz.device import resolve_device
 from goz.errors import GozError
 from goz.models import register_model
 from goz.models.base import TrainingData, ZSLModel
-from goz.models.training import (
-    candidate_vectors,
-    check_scoring_input,
-    minibatch_rows,
-    resolve_device,
-    row_chunks,
-    seen_classes,
-    to_tensor,
-)
+from goz.models.training import candidate_vectors, check_scoring_input, row_chunks, seen_classes, to_tensor
+from goz.progress import progress_bar
 
-SCALE_ROWS = 50_000       # training rows the min-max scaling is estimated on
 CACHED_CLASSIFIERS = 4    # final classifiers kept (one per candidate set: zsl and gzsl need two)
+INIT_STD = 0.02           # util.weights_init: every Linear N(0, 0.02), bias 0
+
+# The budgets for 2 CPU cores at GOZ scale (1000 x 500 training features of 2048-d, 500 unseen).
+DEFAULTS = {"hidden": 512, "noise_dim": None, "gan_iterations": 400, "gan_epochs": None, "critic_iterations": 5,
+            "batch_size": 64, "lr": 5e-4, "gradient_penalty": 10.0, "cls_weight": 0.1,
+            "pretrain_batches": 200, "pretrain_epochs": None, "pretrain_batch_size": 256, "pretrain_lr": 1e-2,
+            "classifier_batches": 400, "classifier_epochs": None, "classifier_batch_size": 256,
+            "classifier_lr": 1e-2, "synthesized_per_class": 100}
+
+# The reference's values. Sources: xianyongqin/f-CLSWGAN (read in its copy myaghmaei/f-CLSWGAN at
+# 3ccae2e, identical but for one line): clswgan.py argument defaults and calls, and the CUB scripts
+# (scripts/reproduce_zsl_cub.sh, reproduce_gzsl_cub.sh), the ones with lr 1e-4, cls_weight 0.01 and
+# 300 features per class; the release has no ImageNet script. README.md lists them with line numbers.
+PRESETS = {
+    "paper": {
+        "hidden": 4096,                  # --ngh 4096 --ndh 4096 (CUB scripts; clswgan.py:34 default ngh 4096)
+        "noise_dim": None,               # --nz = --attSize (CUB scripts: 312 and 312)
+        "gan_epochs": 70,                # --nepoch 70 (reproduce_zsl_cub.sh; 56 in reproduce_gzsl_cub.sh)
+        "gan_iterations": None,
+        "critic_iterations": 5,          # --critic_iter 5 (clswgan.py:37)
+        "batch_size": 64,                # --batch_size 64 (clswgan.py:30)
+        "lr": 1e-4,                      # --lr 0.0001 (clswgan.py:40, CUB scripts)
+        "gradient_penalty": 10.0,        # --lambda1 10 (clswgan.py:38)
+        "cls_weight": 0.01,              # --cls_weight 0.01 (CUB scripts; clswgan.py:39 default 1)
+        "pretrain_epochs": 50,           # classifier.CLASSIFIER(..., 0.001, 0.5, 50, 100) (clswgan.py:177)
+        "pretrain_batches": None,
+        "pretrain_batch_size": 100,      # (clswgan.py:177)
+        "pretrain_lr": 1e-3,             # (clswgan.py:177)
+        "classifier_epochs": 25,         # classifier2.CLASSIFIER(..., opt.classifier_lr, 0.5, 25, opt.syn_num) (:258, :263)
+        "classifier_batches": None,
+        "classifier_batch_size": 300,    # batch size = --syn_num (clswgan.py:258, :263)
+        "classifier_lr": 1e-3,           # --classifier_lr 0.001 (clswgan.py:41, CUB scripts)
+        "synthesized_per_class": 300,    # --syn_num 300 (CUB scripts; clswgan.py:24 default 100)
+    },
+}
+
+_BUDGETS = (("gan_iterations", "gan_epochs"), ("pretrain_batches", "pretrain_epochs"),
+            ("classifier_batches", "classifier_epochs"))
+
+
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    with torch.no_grad():
+        layer.weight.normal_(0.0, INIT_STD, generator=generator)
+        layer.bias.zero_()
+    return layer
 
 
 def _mlp(sizes: tuple[int, int, int], generator: torch.Generator, output: nn.Module | None) -> nn.Sequential:
-    layers = [nn.Linear(sizes[0], sizes[1]), nn.LeakyReLU(0.2), nn.Linear(sizes[1], sizes[2])]
-    if output is not None:
-        layers.append(output)
-    network = nn.Sequential(*layers)
-    with torch.no_grad():
-        for layer in network:
-            if isinstance(layer, nn.Linear):
-                layer.weight.normal_(0.0, 0.02, generator=generator)
-                layer.bias.zero_()
-    return network
+    layers = [_linear(sizes[0], sizes[1], generator), nn.LeakyReLU(0.2), _linear(sizes[1], sizes[2], generator)]
+    return nn.Sequential(*layers, *([output] if output is not None else []))
+
+
+def _epoch_batches(n_rows: int, batch_size: int, n_batches: int, seed: int) -> Iterator[np.ndarray]:
+    """Positions 0..n_rows-1 in `n_batches` minibatches of consecutive shuffled epochs (a batch may run on
+    into the next epoch's permutation), as classifier.py / classifier2.py `next_batch` draw them."""
+    generator = np.random.default_rng(seed)
+    order, position = generator.permutation(n_rows), 0
+    for _ in range(n_batches):
+        parts, needed = [], batch_size
+        while needed:
+            if position == n_rows:
+                order, position = generator.permutation(n_rows), 0
+            take = min(needed, n_rows - position)
+            parts.append(order[position:position + take])
+            position, needed = position + take, needed - take
+        yield np.sort(np.concatenate(parts))  # sorted: memory read front to back; order within a batch is irrelevant
+
+
+def _independent_batches(n_rows: int, batch_size: int, n_batches: int, seed: int) -> Iterator[np.ndarray]:
+    """`n_batches` minibatches, each drawn without replacement, independently (util.py `next_batch`)."""
+    generator = np.random.default_rng(seed)
+    size = min(batch_size, n_rows)
+    for _ in range(n_batches):
+        yield np.sort(generator.choice(n_rows, size=size, replace=False))
 
 
 @register_model("clswgan", aliases=("f-clswgan",))
@@ -72,52 +133,72 @@ class CLSWGAN(ZSLModel):
     demo_hyperparameters = {"hidden": 256, "gan_iterations": 300, "pretrain_batches": 100,
                             "classifier_batches": 200, "synthesized_per_class": 100}
     test_hyperparameters = {"hidden": 32, "gan_iterations": 15, "critic_iterations": 2, "batch_size": 32,
-                            "pretrain_batches": 20, "classifier_batches": 30, "classifier_batch_size": 64,
-                            "synthesized_per_class": 20}
+                            "pretrain_batches": 20, "classifier_batches": 30, "pretrain_batch_size": 64,
+                            "classifier_batch_size": 64, "synthesized_per_class": 20}
 
-    def __init__(self, hidden: int = 512, noise_dim: int | None = None, gan_iterations: int = 400,
-                 critic_iterations: int = 5, batch_size: int = 64, lr: float = 5e-4, gradient_penalty: float = 10.0,
-                 cls_weight: float = 0.1, pretrain_batches: int = 200, classifier_batches: int = 400,
-                 classifier_batch_size: int = 256, classifier_lr: float = 1e-2, synthesized_per_class: int = 100,
-                 **common):
-        self.hidden = hidden
-        self.noise_dim = noise_dim
-        self.gan_iterations = gan_iterations
-        self.critic_iterations = critic_iterations
-        self.batch_size = batch_size
-        self.lr = lr
-        self.gradient_penalty = gradient_penalty
-        self.cls_weight = cls_weight
-        self.pretrain_batches = pretrain_batches
-        self.classifier_batches = classifier_batches
-        self.classifier_batch_size = classifier_batch_size
-        self.classifier_lr = classifier_lr
-        self.synthesized_per_class = synthesized_per_class
+    def __init__(self, preset: str | None = None, hidden: int | None = None, noise_dim: int | None = None,
+                 gan_iterations: int | None = None, gan_epochs: int | None = None,
+                 critic_iterations: int | None = None, batch_size: int | None = None, lr: float | None = None,
+                 gradient_penalty: float | None = None, cls_weight: float | None = None,
+                 pretrain_batches: int | None = None, pretrain_epochs: int | None = None,
+                 pretrain_batch_size: int | None = None, pretrain_lr: float | None = None,
+                 classifier_batches: int | None = None, classifier_epochs: int | None = None,
+                 classifier_batch_size: int | None = None, classifier_lr: float | None = None,
+                 synthesized_per_class: int | None = None, **common):
+        """Every hyper-parameter left None takes the preset's value, else DEFAULTS'; the resolved values are
+        the attributes (and what results record)."""
+        given = {key: value for key, value in locals().items() if key in DEFAULTS}
+        if preset is not None and preset not in PRESETS:
+            raise GozError(f"clswgan: unknown preset {preset!r}; presets: {', '.join(sorted(PRESETS))}")
+        explicit = {key: value for key, value in given.items() if value is not None}
+        resolved = DEFAULTS | PRESETS.get(preset, {})
+        for batches, epochs in _BUDGETS:
+            if batches in explicit and epochs in explicit:
+                raise GozError(f"clswgan: give {batches} or {epochs}, not both")
+            if batches in explicit:
+                resolved[epochs] = None   # an explicit minibatch budget replaces the preset's epochs
+            if epochs in explicit:
+                resolved[batches] = None
+        resolved |= explicit
+        self.preset = preset
+        for key, value in resolved.items():
+            setattr(self, key, value)
         super().__init__(**common)
 
     # -- checks ----------------------------------------------------------------------------------------
 
     def _check_hyperparameters(self) -> None:
-        for name, minimum in (("hidden", 1), ("gan_iterations", 0), ("critic_iterations", 1), ("batch_size", 1),
-                              ("pretrain_batches", 0), ("classifier_batches", 0), ("classifier_batch_size", 1),
+        for name, minimum in (("hidden", 1), ("critic_iterations", 1), ("batch_size", 1),
+                              ("pretrain_batch_size", 1), ("classifier_batch_size", 1),
                               ("synthesized_per_class", 1)):
+            self._check_integer(name, getattr(self, name), minimum)
+        for batches, epochs in _BUDGETS:
+            value, name = (getattr(self, epochs), epochs) if getattr(self, epochs) is not None else \
+                (getattr(self, batches), batches)
+            self._check_integer(name, value, 0)
+        if self.noise_dim is not None:
+            self._check_integer("noise_dim", self.noise_dim, 1, " (or None: the class vectors' dimension)")
+        for name in ("lr", "pretrain_lr", "classifier_lr", "gradient_penalty", "cls_weight"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise GozError(f"clswgan: {name} must be an integer >= {minimum}, got {value!r}")
-        if self.noise_dim is not None and (not isinstance(self.noise_dim, int) or self.noise_dim < 1):
-            raise GozError(f"clswgan: noise_dim must be an integer >= 1 (or None: the class vectors' dimension), "
-                           f"got {self.noise_dim!r}")
-        for name in ("lr", "classifier_lr", "gradient_penalty", "cls_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0
-                    and (value > 0 or not name.endswith("lr"))):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+                    and value >= 0 and (value > 0 or not name.endswith("lr"))):
                 raise GozError(f"clswgan: {name} must be a finite number {'> 0' if name.endswith('lr') else '>= 0'}, "
                                f"got {value!r}")
+
+    @staticmethod
+    def _check_integer(name: str, value, minimum: int, hint: str = "") -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise GozError(f"clswgan: {name} must be an integer >= {minimum}{hint}, got {value!r}")
 
     def _finite(self, loss: torch.Tensor, what: str, step: int) -> None:
         if not torch.isfinite(loss):
             raise GozError(f"clswgan: the {what} loss is {loss.item()} at step {step}: the training features hold "
                            "NaN/inf values, or a learning rate is too high")
+
+    @staticmethod
+    def _n_batches(batches: int | None, epochs: int | None, n_rows: int, batch_size: int) -> int:
+        """The minibatch budget: given, or epochs of ceil(rows / batch size) minibatches (the reference's loops)."""
+        return batches if epochs is None else epochs * math.ceil(n_rows / batch_size)
 
     # -- fit -------------------------------------------------------------------------------------------
 
@@ -133,9 +214,12 @@ class CLSWGAN(ZSLModel):
         self._noise = torch.Generator().manual_seed(self.seed + 1)
         self._fit_scaling(data.features, seen.rows)
         seen_vectors = self._condition(seen.vectors)
-        pretrained = self._train_softmax(len(seen.wnids), self._real_batches(seen.rows, self.pretrain_batches,
-                                                                             self.classifier_batch_size, 1),
-                                         self.pretrain_batches, "clswgan pretrained classifier")
+        n_rows = len(seen.rows)
+        n_pretrain = self._n_batches(self.pretrain_batches, self.pretrain_epochs, n_rows, self.pretrain_batch_size)
+        pretrained = self._train_softmax(
+            len(seen.wnids), self._real_batches(_epoch_batches(n_rows, self.pretrain_batch_size, n_pretrain,
+                                                               self.seed + 10)),
+            n_pretrain, self.pretrain_lr, "clswgan pretrained classifier")
         self.classifiers_: dict[tuple[str, ...], nn.Linear] = {}
         semantic_dim, noise_dim = seen.vectors.shape[1], self.noise_dim or seen.vectors.shape[1]
         self.noise_dim_ = noise_dim
@@ -145,9 +229,11 @@ class CLSWGAN(ZSLModel):
         betas = (0.5, 0.999)
         generator_optimizer = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=betas)
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=self.lr, betas=betas)
-        batches = self._real_batches(seen.rows, self.gan_iterations * self.critic_iterations, self.batch_size, 2)
+        n_steps = self._n_batches(self.gan_iterations, self.gan_epochs, n_rows, self.batch_size)
+        batches = self._real_batches(_independent_batches(n_rows, self.batch_size,
+                                                          n_steps * self.critic_iterations, self.seed + 20))
         mixing = torch.Generator().manual_seed(self.seed + 3)
-        for step in tqdm(range(self.gan_iterations), desc="clswgan GAN", unit="step", disable=not self.progress):
+        for step in progress_bar(range(n_steps), enabled=self.progress, desc="clswgan GAN", unit="step"):
             for _ in range(self.critic_iterations):
                 real, labels = next(batches)
                 vectors = seen_vectors[labels]
@@ -176,15 +262,23 @@ class CLSWGAN(ZSLModel):
         return self
 
     def _fit_scaling(self, features: np.ndarray, rows: np.ndarray) -> None:
-        """Per-dimension min-max scaling to [0, 1] (the reference preprocessing), from up to SCALE_ROWS rows."""
-        sample = np.sort(np.random.default_rng(self.seed).choice(rows, size=min(len(rows), SCALE_ROWS), replace=False))
+        """Per-dimension min-max scaling to [0, 1] on every training row (util.py's MinMaxScaler().fit_transform);
+        a constant dimension gets scale 1, as MinMaxScaler gives it, so test values there stay finite."""
         low = np.full(self.feature_dim_, np.inf, np.float32)
         high = np.full(self.feature_dim_, -np.inf, np.float32)
-        for _, block in row_chunks(features[sample], torch.device("cpu")):
+        every_row = len(rows) == features.shape[0]
+        for start in range(0, len(rows), 8192):
+            # A block of rows at a time: the training features may be a 2 GB float16 array, never copied whole.
+            block = features[start:start + 8192] if every_row else features[rows[start:start + 8192]]
+            block = to_tensor(block, torch.device("cpu"))
+            if not torch.isfinite(block).all():
+                raise GozError(f"clswgan: training features hold NaN or infinite values (rows {start}.."
+                               f"{start + len(block) - 1} of the training classes)")
             low = np.minimum(low, block.min(0).values.numpy())
             high = np.maximum(high, block.max(0).values.numpy())
+        span = high - low
         self.offset_ = torch.from_numpy(low).to(self.device_)
-        self.span_ = torch.from_numpy(np.maximum(high - low, 1e-6)).to(self.device_)
+        self.span_ = torch.from_numpy(np.where(span > 0, span, 1.0).astype(np.float32)).to(self.device_)
 
     def _condition(self, unit_vectors: np.ndarray) -> torch.Tensor:
         """Unit class vectors times sqrt(d): coordinates of unit variance like the noise's. Adam moves every
@@ -197,25 +291,23 @@ class CLSWGAN(ZSLModel):
     def _draw_noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.noise_dim_, generator=self._noise).to(self.device_)
 
-    def _real_batches(self, rows: np.ndarray, n_batches: int, batch_size: int, stream: int):
-        """(scaled features, labels) of `n_batches` minibatches drawn with replacement from `rows`."""
-        for batch in minibatch_rows(rows, batch_size, n_batches, self.seed + 10 * stream):
-            real = to_tensor(self._features[batch], self.device_)
+    def _real_batches(self, positions: Iterator[np.ndarray]):
+        """(scaled features, labels) of the training rows at `positions` (indices into the kept rows)."""
+        for batch in positions:
+            rows = self._rows[batch]
+            real = to_tensor(self._features[rows], self.device_)
             if not torch.isfinite(real).all():
-                raise GozError(f"clswgan: training features hold NaN or infinite values (rows {batch[:3]}...)")
-            yield self._scaled(real), torch.from_numpy(self._labels[batch]).to(self.device_)
+                raise GozError(f"clswgan: training features hold NaN or infinite values (rows {rows[:3]}...)")
+            yield self._scaled(real), torch.from_numpy(self._labels[rows]).to(self.device_)
 
-    def _train_softmax(self, n_classes: int, batches, n_batches: int, description: str) -> nn.Linear:
-        """A linear softmax classifier (Adam, beta1 0.5 as the reference) on scaled features, frozen after."""
-        classifier = nn.Linear(self.feature_dim_, n_classes).to(self.device_)
-        with torch.no_grad():
-            generator = torch.Generator().manual_seed(self.seed + n_classes)
-            bound = 1.0 / np.sqrt(self.feature_dim_)
-            classifier.weight.uniform_(-bound, bound, generator=generator)
-            classifier.bias.zero_()
-        optimizer = torch.optim.Adam(classifier.parameters(), lr=self.classifier_lr, betas=(0.5, 0.999))
-        for step, (features, labels) in enumerate(tqdm(batches, total=n_batches, desc=description, unit="batch",
-                                                       disable=not self.progress)):
+    def _train_softmax(self, n_classes: int, batches, n_batches: int, lr: float, description: str) -> nn.Linear:
+        """A linear softmax classifier (N(0, 0.02) init, Adam with beta1 0.5, as classifier.py) on scaled
+        features, frozen after."""
+        classifier = _linear(self.feature_dim_, n_classes,
+                             torch.Generator().manual_seed(self.seed + n_classes)).to(self.device_)
+        optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, betas=(0.5, 0.999))
+        for step, (features, labels) in enumerate(progress_bar(batches, enabled=self.progress, total=n_batches,
+                                                               desc=description, unit="batch")):
             loss = nn.functional.cross_entropy(classifier(features), labels)
             self._finite(loss, description, step)
             optimizer.zero_grad()
@@ -252,11 +344,11 @@ class CLSWGAN(ZSLModel):
         synthetic = self.synthesize(synthetic_classes, self.synthesized_per_class)
         synthetic_labels = torch.tensor([column[w] for w in synthetic_classes], dtype=torch.long,
                                         device=self.device_).repeat_interleave(self.synthesized_per_class)
+        pool = len(real_rows) + len(synthetic)
+        n_batches = self._n_batches(self.classifier_batches, self.classifier_epochs, pool, self.classifier_batch_size)
 
         def batches():
-            pool = len(real_rows) + len(synthetic)
-            for batch in minibatch_rows(np.arange(pool), self.classifier_batch_size, self.classifier_batches,
-                                        self.seed + 7):
+            for batch in _epoch_batches(pool, self.classifier_batch_size, n_batches, self.seed + 7):
                 from_real = batch[batch < len(real_rows)]
                 from_synthetic = torch.from_numpy(batch[batch >= len(real_rows)] - len(real_rows)).to(self.device_)
                 rows = real_rows[from_real]
@@ -265,7 +357,7 @@ class CLSWGAN(ZSLModel):
                 yield (torch.cat([real, synthetic[from_synthetic]]),
                        torch.cat([real_labels, synthetic_labels[from_synthetic]]))
 
-        classifier = self._train_softmax(len(key), batches(), self.classifier_batches,
+        classifier = self._train_softmax(len(key), batches(), n_batches, self.classifier_lr,
                                          f"clswgan classifier ({len(real_classes)} real, "
                                          f"{len(synthetic_classes)} synthesized classes)")
         if len(self.classifiers_) >= CACHED_CLASSIFIERS:

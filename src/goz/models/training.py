@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from goz.device import resolve_device  # noqa: F401  (re-exported until every model imports goz.device)
 from goz.errors import GozError
 from goz.models.base import TrainingData
 from goz.semantics import SemanticsTable
