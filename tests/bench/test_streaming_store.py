@@ -94,3 +94,42 @@ def test_classes_of_two_precisions_widen_the_chunk(tmp_path):
         expected = np.concatenate([store.features(w) for w in SIZES])
     assert len(chunks) == 1 and chunks[0].features.dtype == np.float32
     np.testing.assert_array_equal(chunks[0].features, expected)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("group", "features must be a 2-d dataset"),
+    ("one_dimensional", "features must be a 2-d dataset"),
+    ("integer_features", "features must be floating point"),
+    ("ids_group", "ids must be a 1-d dataset"),
+    ("short_ids", "3 feature rows but 2 ids"),
+    ("other_dim", "dimension 4 differs from the store's 6"),
+    ("unwritten_chunks", "only 0 of its"),
+])
+def test_a_malformed_class_is_a_clear_error_when_streamed(tmp_path, damage, message):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("images/n00000001", data=np.ones((2, 6), np.float32))
+        handle.create_dataset("idx/n00000001", data=np.arange(2))
+        wnid = "n00000002"
+        features, ids = np.ones((3, 6), np.float32), np.arange(3)
+        if damage == "group":
+            handle.create_group(f"images/{wnid}")
+        elif damage == "one_dimensional":
+            handle.create_dataset(f"images/{wnid}", data=np.ones(6, np.float32))
+        elif damage == "integer_features":
+            handle.create_dataset(f"images/{wnid}", data=np.ones((3, 6), np.int32))
+        elif damage == "other_dim":
+            handle.create_dataset(f"images/{wnid}", data=np.ones((3, 4), np.float32))
+        elif damage == "unwritten_chunks":  # a class declared far larger than what the file holds
+            handle.create_dataset(f"images/{wnid}", shape=(100_000, 6), dtype=np.float32, chunks=(1000, 6))
+            ids = np.arange(100_000)
+        else:
+            handle.create_dataset(f"images/{wnid}", data=features)
+        if damage == "short_ids":
+            ids = ids[:2]
+        if damage == "ids_group":
+            handle.create_group(f"idx/{wnid}")
+        else:
+            handle.create_dataset(f"idx/{wnid}", data=ids)
+    with FeatureStore(path) as store, pytest.raises(StoreError, match=f"bad.h5: class n00000002.*{message}"):
+        list(store.iter_chunks(["n00000001", "n00000002"], chunk_rows=4))

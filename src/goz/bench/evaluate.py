@@ -371,9 +371,9 @@ class StreamingEvaluation:
     def _update_numpy(self, block: np.ndarray, start: int, stop: int) -> None:
         """On the CPU: numpy's comparisons and counts (several times faster than torch's there), on row slices
         in parallel threads (numpy leaves Python's lock while it loops); torch.topk for the lists."""
-        with np.errstate(over="ignore"):  # a sum past float32's range is only a suspect, checked below
-            sums = block.sum(axis=1)    # a NaN or an infinity anywhere in a row makes its sum one too
-        suspect = ~np.isfinite(sums)
+        # A NaN or an infinity anywhere in a row makes its sum one too (a sum past float32's range is only a
+        # suspect, checked below); torch sums on every thread, numpy on one.
+        suspect = ~torch.isfinite(torch.from_numpy(block).sum(dim=1)).numpy()
         if suspect.any() and not np.isfinite(block[suspect]).all():
             raise GozError(f"scores hold NaN or infinite values (rows {start}..{stop - 1}); "
                            "the model diverged or its input holds NaN/inf")
