@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,3 +354,36 @@ def _bench_split_graph(tmp_path, seen, unseen):
                           seen, unseen, tmp_path / "split", graph="split", threads=1, progress=False,
                           hyperparameters={"sgcn": {"epochs": 2, "hidden": [8], "classifier_batches": 2}})
     return result
+
+
+def test_class_means_are_reused_across_runs_on_the_same_training_store_only(synthetic_benchmark, tmp_path,
+                                                                         monkeypatch):
+    from goz.bench import run as run_module
+    run_module._CLASS_MEANS.clear()
+    unseen = splits.load(synthetic_benchmark.unseen)
+    halves = [tmp_path / "first.txt", tmp_path / "second.txt"]
+    halves[0].write_text("\n".join(unseen[: len(unseen) // 2]) + "\n")
+    halves[1].write_text("\n".join(unseen[len(unseen) // 2:]) + "\n")
+
+    def bench(out, unseen_path):
+        return run_bench(["eszsl"], ["zsl"], synthetic_benchmark.train, synthetic_benchmark.test,
+                         synthetic_benchmark.semantics, synthetic_benchmark.seen, unseen_path, out,
+                         threads=1, progress=False)
+    first = bench(tmp_path / "a", halves[0])[0]
+    reads = []
+    original = FeatureStore.iter_classes
+    monkeypatch.setattr(FeatureStore, "iter_classes", lambda self, *a, **k: reads.append(self.path) or
+                        original(self, *a, **k))
+    second = bench(tmp_path / "b", halves[1])[0]       # another draw of unseen classes: the means are reused
+    assert reads == [] and second["classes"]["n_train_samples"] == first["classes"]["n_train_samples"]
+    run_module._CLASS_MEANS.clear()
+    fresh = bench(tmp_path / "c", halves[1])[0]        # computed again: the same numbers
+    assert reads and fresh["metrics"] == second["metrics"]
+    # another training store (other content) is read, never served from the cache
+    reads.clear()
+    with FeatureStore(synthetic_benchmark.train) as store:
+        classes = {w: (store.features(w)[:5] * 2, store.ids(w)[:5]) for w in store.classes}
+    other = write_store(tmp_path / "other_train.h5", classes)
+    run_bench(["eszsl"], ["zsl"], other, synthetic_benchmark.test, synthetic_benchmark.semantics,
+              synthetic_benchmark.seen, halves[1], tmp_path / "d", threads=1, progress=False)
+    assert [Path(p).name for p in reads] == ["other_train.h5"]
