@@ -387,3 +387,16 @@ def test_class_means_are_reused_across_runs_on_the_same_training_store_only(synt
     run_bench(["eszsl"], ["zsl"], other, synthetic_benchmark.test, synthetic_benchmark.semantics,
               synthetic_benchmark.seen, halves[1], tmp_path / "d", threads=1, progress=False)
     assert [Path(p).name for p in reads] == ["other_train.h5"]
+
+
+def test_graph_models_given_the_seen_classifiers_read_only_class_means(synthetic_benchmark, tmp_path, monkeypatch):
+    from goz.bench import run as run_module
+    hyperparameters = {"sgcn": {"epochs": 20, "hidden": [64]}}
+    means = _bench(synthetic_benchmark, tmp_path / "means", ["sgcn"], settings=["zsl"],
+                   hyperparameters=hyperparameters)[0]
+    assert means["run"]["fit_on_class_means"] is True
+    # The samples path (as before) gives the same numbers: the classifiers, not the samples, are regressed.
+    monkeypatch.setattr(run_module, "_fits_on_means", lambda model, inputs: model.fits_on_class_means)
+    samples = _bench(synthetic_benchmark, tmp_path / "samples", ["sgcn"], settings=["zsl"],
+                     hyperparameters=hyperparameters)[0]
+    assert samples["run"]["fit_on_class_means"] is False and samples["metrics"] == means["metrics"]

@@ -369,7 +369,7 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
                       per_class, seed, device, train_dtype, progress) -> None:
     out.mkdir(parents=True, exist_ok=True)
     seen_split = inputs.seen_split
-    needs_samples = any(not built[name].fits_on_class_means for name in pending)
+    needs_samples = any(not _fits_on_means(built[name], inputs) for name in pending)
     load_start = time.perf_counter()
     # Every seen class is trained on: linear models drop those without a vector themselves, graph
     # models keep them as regression targets (zero input), as the original's graph models did.
@@ -386,7 +386,7 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
                  "torch_threads": torch.get_num_threads(), **_versions()}
     for name, todo in pending.items():
         model = built[name]
-        on_means = model.fits_on_class_means
+        on_means = _fits_on_means(model, inputs)
         data = TrainingData(
             means.astype(np.float32) if on_means else features,
             np.arange(len(seen_split), dtype=np.int64) if on_means else labels,
@@ -399,6 +399,11 @@ def _fit_and_evaluate(pending: dict[str, dict[str, dict]], built: dict[str, ZSLM
             _evaluate_and_save(model, setting, fingerprints, inputs, out, counts,
                                run_facts | {"fit_seconds": fit_seconds, "fit_on_class_means": bool(on_means)}, seed,
                                progress)
+
+
+def _fits_on_means(model: ZSLModel, inputs: _Inputs) -> bool:
+    # A graph model given the seen classifiers regresses them: no training sample enters its fit.
+    return model.fits_on_class_means or (model.uses_graph and inputs.weights is not None)
 
 
 def _check_same_clip_model(train_store: FeatureStore, test_store: FeatureStore, table: SemanticsTable,
