@@ -66,8 +66,10 @@ def prepare(data: Path, config: dict, seed: int) -> dict:
     return {"benchmark": benchmark, "lemmas": lemmas, "counts": counts, "generate_seconds": generate_seconds}
 
 
-def run_sweep(prepared: dict, config: dict, out: Path, threads: int, seed: int, queue) -> None:
+def run_sweep(prepared: dict, config: dict, out: Path, threads: int, seed: int, queue, parent: int) -> None:
     """In a child process: the sweep, its wall and CPU time, its peak memory."""
+    from goz.lifeline import die_with_parent
+    die_with_parent(parent)  # a killed benchmark leaves no sweep running
     from goz import splits
     from goz.bench.analysis.sweep import sweep
     from goz.splits import read_counts
@@ -97,7 +99,7 @@ def run_sweep(prepared: dict, config: dict, out: Path, threads: int, seed: int, 
 def measure(prepared: dict, config: dict, out: Path, threads: int, seed: int) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=run_sweep, args=(prepared, config, out, threads, seed, queue))
+    child = context.Process(target=run_sweep, args=(prepared, config, out, threads, seed, queue, os.getpid()))
     child.start()
     found = queue.get()
     child.join()
