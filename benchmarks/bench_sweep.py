@@ -66,10 +66,12 @@ def prepare(data: Path, config: dict, seed: int) -> dict:
     return {"benchmark": benchmark, "lemmas": lemmas, "counts": counts, "generate_seconds": generate_seconds}
 
 
-def run_sweep(prepared: dict, config: dict, out: Path, threads: int, seed: int, queue, parent: int) -> None:
+def run_sweep(prepared: dict, config: dict, out: Path, threads: int, seed: int, queue,
+              parent: int | None = None) -> None:
     """In a child process: the sweep, its wall and CPU time, its peak memory."""
-    from goz.lifeline import die_with_parent
-    die_with_parent(parent)  # a killed benchmark leaves no sweep running
+    if parent is not None:  # in the measuring child: a killed benchmark leaves no sweep running
+        from goz.lifeline import die_with_parent
+        die_with_parent(parent)
     from goz import splits
     from goz.bench.analysis.sweep import sweep
     from goz.splits import read_counts
