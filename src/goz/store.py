@@ -145,8 +145,9 @@ class FeatureStore:
             self._dim = features.shape[1]
         if wnid not in self._stored:
             with _reading(where):
-                _check_stored(features.id, self._file.id.get_filesize(), f"{where}: features")
-                _check_stored(ids.id, self._file.id.get_filesize(), f"{where}: ids")
+                # the file each dataset lives in (an external link points into another one)
+                _check_stored(features.id, features.file.id.get_filesize(), f"{where}: features")
+                _check_stored(ids.id, ids.file.id.get_filesize(), f"{where}: ids")
             self._stored.add(wnid)
         return features.shape
 
@@ -171,10 +172,10 @@ class FeatureStore:
             self._dataset_shape(wnid)   # raises the clear error
             raise StoreError(f"{where}: unreadable class (features or ids are not plain datasets)")
         if wnid not in self._stored:
-            file_size = self._file.id.get_filesize()
-            with _reading(where):
-                _check_stored(features, file_size, f"{where}: features", shape, dtype)
-                _check_stored(ids, file_size, f"{where}: ids", ids_shape, ids_dtype)
+            with _reading(where):  # the file each dataset lives in (an external link points into another one)
+                _check_stored(features, h5py.h5i.get_file_id(features).get_filesize(), f"{where}: features",
+                              shape, dtype)
+                _check_stored(ids, h5py.h5i.get_file_id(ids).get_filesize(), f"{where}: ids", ids_shape, ids_dtype)
             self._stored.add(wnid)
         if self._dim is None:
             self._dim = shape[1]
