@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
 from goz.extract.backbone import Backbone
+from goz.store import FeatureStore
 
 
 def make_tree(root: Path, counts: dict[str, int], size=(96, 72), seed: int = 0) -> Path:
@@ -106,3 +107,18 @@ def batch_dependent_backbone() -> Backbone:
     backbone = tiny_backbone()
     backbone.model = nn.Sequential(backbone.model, _BatchCentered()).eval()
     return backbone
+
+
+def store_contents(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{wnid: (features, ids)} of a feature store, in its class order."""
+    with FeatureStore(path) as store:
+        return {wnid: (store.features(wnid), store.ids(wnid)) for wnid in store.classes}
+
+
+def assert_same_store(actual: Path, expected: Path) -> None:
+    """The two stores hold the same classes in the same order, with equal ids and features."""
+    a, b = store_contents(actual), store_contents(expected)
+    assert list(a) == list(b)
+    for wnid in b:
+        np.testing.assert_array_equal(a[wnid][1], b[wnid][1])
+        np.testing.assert_array_equal(a[wnid][0], b[wnid][0])

@@ -22,7 +22,7 @@ import torchvision.transforms as T
 from PIL import Image
 from torchvision.models import resnet50
 
-from extract_helpers import make_tree, random_resnet50_file, tiny_backbone
+from extract_helpers import make_tree, random_resnet50_file, store_contents, tiny_backbone
 from goz.cli import main
 from goz.errors import GozError
 from goz.extract import extract
@@ -37,11 +37,6 @@ SRC = checkout.SRC
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
     return random_resnet50_file(tmp_path_factory.mktemp("weights") / "resnet50_random.pth")
-
-
-def _store_contents(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    with FeatureStore(path) as store:
-        return {wnid: (store.features(wnid), store.ids(wnid)) for wnid in store.classes}
 
 
 def test_features_equal_torchvision_forward(tmp_path, weights_file):
@@ -59,7 +54,7 @@ def test_features_equal_torchvision_forward(tmp_path, weights_file):
     files = sorted(images.glob("*/*.jpg"))
     with torch.no_grad():
         expected = model(torch.stack([reference_transform(Image.open(f).convert("RGB")) for f in files])).numpy()
-    stored = _store_contents(tmp_path / "f.h5")
+    stored = store_contents(tmp_path / "f.h5")
     assert list(stored) == ["n00000001", "n00000002"]
     np.testing.assert_array_equal(stored["n00000001"][1], [13, 3])  # sorted names, as the reference
     # Same operations on the same batch in the same process: bit for bit the reference's numbers.
@@ -130,7 +125,7 @@ def test_bad_and_unusual_images(tmp_path):
     assert "decompression bomb" in reasons["n00000001/n00000001_10.png"]
     assert (store.with_name("f.h5.skipped.tsv")).read_text().count("\n") == 1 + len(reasons)
 
-    contents = _store_contents(store)
+    contents = store_contents(store)
     features, ids = contents["n00000001"]
     np.testing.assert_array_equal(ids, [1, 11, 12, 13, 5, 6, 7, 8, 9])  # sorted file names, as the reference
     row = dict(zip(ids.tolist(), features))
@@ -176,7 +171,7 @@ def test_resume_after_kill_equals_clean_run(tmp_path, weights_file):
     result = extract(images, store, weights_file=weights_file, workers=0, batch_size=2, progress=False)
     assert result.already_done == 1 + len(committed)
     assert not parts.exists()
-    resumed, reference = _store_contents(store), _store_contents(tmp_path / "clean.h5")
+    resumed, reference = store_contents(store), store_contents(tmp_path / "clean.h5")
     assert list(resumed) == list(reference)
     for wnid in reference:
         np.testing.assert_array_equal(resumed[wnid][1], reference[wnid][1])
@@ -192,7 +187,7 @@ def test_lock_refuses_second_writer(tmp_path):
             extract(images, tmp_path / "f.h5", backbone=backbone, progress=False)
     assert not (tmp_path / "f.h5").exists()
     extract(images, tmp_path / "f.h5", backbone=backbone, progress=False)  # released: now it works
-    assert _store_contents(tmp_path / "f.h5")["n00000001"][1].tolist() == [3]
+    assert store_contents(tmp_path / "f.h5")["n00000001"][1].tolist() == [3]
 
 
 def test_refuses_to_mix_extractors(tmp_path):
@@ -288,7 +283,7 @@ def test_device_jpeg_decoding_path(tmp_path):
     pillow = extract(images, tmp_path / "pillow.h5", backbone=tiny_backbone(), progress=False)
     device = extract(images, tmp_path / "device.h5", backbone=tiny_backbone(), gpu_decode=True, progress=False)
     assert [s[1] for s in device.skipped] == [s[1] for s in pillow.skipped] == ["n00000002/n00000002_7.jpg"]
-    expected, actual = _store_contents(tmp_path / "pillow.h5"), _store_contents(tmp_path / "device.h5")
+    expected, actual = store_contents(tmp_path / "pillow.h5"), store_contents(tmp_path / "device.h5")
     for wnid in expected:
         np.testing.assert_array_equal(actual[wnid][1], expected[wnid][1])
         x, y = actual[wnid][0], expected[wnid][0]

@@ -11,12 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from extract_helpers import make_tree, tiny_backbone
+from extract_helpers import assert_same_store, make_tree, store_contents, tiny_backbone
 from goz.cli import main
 from goz.errors import GozError
 from goz.extract import extract, verify
 from goz.extract.sources import open_source, read_label_map
-from goz.store import FeatureStore
 
 COUNTS = {"n00000001": 3, "n00000002": 2, "n00000003": 4}
 WNIDS = sorted(COUNTS)
@@ -74,19 +73,6 @@ def parquet_shards(tree: Path, out: Path, shards: int = 2, **options) -> Path:
     return out
 
 
-def _contents(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    with FeatureStore(path) as store:
-        return {wnid: (store.features(wnid), store.ids(wnid)) for wnid in store.classes}
-
-
-def _assert_same_store(actual: Path, expected: Path) -> None:
-    a, b = _contents(actual), _contents(expected)
-    assert list(a) == list(b)
-    for wnid in b:
-        np.testing.assert_array_equal(a[wnid][1], b[wnid][1])
-        np.testing.assert_array_equal(a[wnid][0], b[wnid][0])
-
-
 def _extract(location, store: Path, **options):
     return extract(location, store, backbone=tiny_backbone(), batch_size=2, progress=False, **options)
 
@@ -97,17 +83,17 @@ def test_parquet_shards_give_the_folder_trees_store(tmp_path, tree):
     assert open_source(shards).kind == "parquet"
     result = _extract(shards, tmp_path / "hf.h5", workers=2)  # forked workers open their own readers
     assert (result.source, result.images, result.skipped) == ("parquet", 10, [])
-    _assert_same_store(tmp_path / "hf.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "hf.h5", tmp_path / "tree.h5")
     # A glob, a brace pattern, plain binary images with a __key__ column: the same store again.
     glob = str(shards / "train-*.parquet")
     assert _extract(glob, tmp_path / "glob.h5").images == 10
-    _assert_same_store(tmp_path / "glob.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "glob.h5", tmp_path / "tree.h5")
     brace = str(shards / "train-{00000..00001}-of-00002.parquet")
     assert _extract(brace, tmp_path / "brace.h5").images == 10
-    _assert_same_store(tmp_path / "brace.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "brace.h5", tmp_path / "tree.h5")
     binary = parquet_shards(tree, tmp_path / "binary", shards=3, image="binary", key_column="__key__")
     assert _extract(binary, tmp_path / "binary.h5").skipped == []
-    _assert_same_store(tmp_path / "binary.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "binary.h5", tmp_path / "tree.h5")
     # Images are read by file, row group and row; verify rebuilds the same references.
     refs = open_source(shards).scan().classes[0].files
     assert {(ref.row_group, ref.row) for ref in refs} and all(ref.row >= 0 for ref in refs)
@@ -120,7 +106,7 @@ def test_without_an_id_column_ids_are_positions_in_the_class(tmp_path, tree):
     write_parquet(tmp_path / "hf" / "a.parquet", _rows(tree, shuffled=False), with_path=False, row_group_size=3)
     result = _extract(tmp_path / "hf", tmp_path / "hf.h5")
     assert result.skipped == []
-    positional, reference = _contents(tmp_path / "hf.h5"), _contents(tmp_path / "tree.h5")
+    positional, reference = store_contents(tmp_path / "hf.h5"), store_contents(tmp_path / "tree.h5")
     for wnid, count in COUNTS.items():
         expected = count + (wnid == "n00000003")
         assert positional[wnid][1].tolist() == list(range(expected))
@@ -128,7 +114,7 @@ def test_without_an_id_column_ids_are_positions_in_the_class(tmp_path, tree):
     # Stable: the same files give the same ids and features.
     again = _extract(tmp_path / "hf" / "a.parquet", tmp_path / "again.h5")
     assert again.images == 10
-    _assert_same_store(tmp_path / "again.h5", tmp_path / "hf.h5")
+    assert_same_store(tmp_path / "again.h5", tmp_path / "hf.h5")
 
 
 def test_label_map_gives_the_wnids(tmp_path, tree, capsys, monkeypatch):
@@ -148,7 +134,7 @@ def test_label_map_gives_the_wnids(tmp_path, tree, capsys, monkeypatch):
     assert main(["extract", str(shards), str(tmp_path / "map.h5"), "--label-map", str(text_map), "--quiet",
                  "--batch-size", "2"]) == 0
     assert "images     10 in" in capsys.readouterr().out
-    _assert_same_store(tmp_path / "map.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "map.h5", tmp_path / "tree.h5")
     assert main(["verify", str(shards), str(tmp_path / "map.h5"), "--label-map", str(json_map)]) == 0
     # A label map overrides the dataset's own names; it does not apply to other sources.
     named = parquet_shards(tree, tmp_path / "named", names=["n00000009", "n00000008", "n00000007"])
@@ -247,4 +233,4 @@ def test_bad_rows_are_recorded_skips(tmp_path, tree):
     assert reasons["a.parquet[14]"][0] == "decode" and "no image bytes" in reasons["a.parquet[14]"][1]
     assert "duplicate image n00000001_3" in reasons["a.parquet[15]"][1]
     assert len(reasons) == 6
-    assert _contents(tmp_path / "f.h5")["n00000001"][1].tolist() == [13, 23, 3, 504]
+    assert store_contents(tmp_path / "f.h5")["n00000001"][1].tolist() == [13, 23, 3, 504]

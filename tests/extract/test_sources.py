@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 from extract_helpers import (
+    assert_same_store,
     batch_dependent_backbone,
     make_tree,
+    store_contents,
     synset_tars,
     tar_of_tars,
     tiny_backbone,
@@ -24,22 +26,8 @@ from goz.errors import GozError
 from goz.extract import extract, verify
 from goz.extract.sources import open_source, read_image_keys
 from goz.extract.writer import read_skip_log
-from goz.store import FeatureStore
 
 COUNTS = {"n00000001": 3, "n00000002": 2, "n00000003": 4}
-
-
-def _contents(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    with FeatureStore(path) as store:
-        return {wnid: (store.features(wnid), store.ids(wnid)) for wnid in store.classes}
-
-
-def _assert_same_store(actual: Path, expected: Path) -> None:
-    a, b = _contents(actual), _contents(expected)
-    assert list(a) == list(b)
-    for wnid in b:
-        np.testing.assert_array_equal(a[wnid][1], b[wnid][1])
-        np.testing.assert_array_equal(a[wnid][0], b[wnid][0])
 
 
 @pytest.fixture
@@ -67,16 +55,16 @@ def test_every_source_gives_the_folder_trees_store(tmp_path, tree):
     for kind, location in sources.items():
         result = extract(location, tmp_path / f"{kind}.h5", backbone=tiny_backbone(), batch_size=2, progress=False)
         assert (result.source, result.images, result.skipped) == (kind, 10, []), kind
-        _assert_same_store(tmp_path / f"{kind}.h5", tmp_path / "tree.h5")
+        assert_same_store(tmp_path / f"{kind}.h5", tmp_path / "tree.h5")
     # One shard, a brace pattern, timm's style (opaque keys, the name in the json, integer cls): same again.
     brace = str(shards / "shard-{0000..0003}.tar")
     assert len(open_source(brace).scan().classes) == 3
     assert extract(brace, tmp_path / "brace.h5", backbone=tiny_backbone(), batch_size=2, progress=False).images == 10
-    _assert_same_store(tmp_path / "brace.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "brace.h5", tmp_path / "tree.h5")
     timm_style = webdataset_shards(tree, tmp_path / "timm", per_shard=4, json_only=True)
     result = extract(timm_style, tmp_path / "timm.h5", backbone=tiny_backbone(), batch_size=2, progress=False)
     assert result.skipped == []
-    _assert_same_store(tmp_path / "timm.h5", tmp_path / "tree.h5")
+    assert_same_store(tmp_path / "timm.h5", tmp_path / "tree.h5")
     single = open_source(shards / "shard-0000.tar").scan()
     assert single.kind == "webdataset" and sum(len(c.files) for c in single.classes) == 3
     # verify reads the same sources, names in the skip log are the archive's.
@@ -96,7 +84,7 @@ def test_selection_by_classes_and_ids_reports_missing_images(tmp_path, tree, cap
     capsys.readouterr()
     result = extract(tars, store, backbone=tiny_backbone(), ids=urls, progress=False)
     assert result.missing == {"n00000001": [999], "n00000009": [1]}
-    contents = _contents(store)
+    contents = store_contents(store)
     assert {wnid: ids.tolist() for wnid, (_, ids) in contents.items()} == {"n00000001": [13, 3], "n00000003": [100]}
     log = read_skip_log(store)
     assert log["n00000001_999"][0] == "missing" and log["n00000009_1"][0] == "missing"
@@ -107,10 +95,10 @@ def test_selection_by_classes_and_ids_reports_missing_images(tmp_path, tree, cap
     split = tmp_path / "split.txt"
     split.write_text("n00000002\nn00000003\n")
     result = extract(tars, tmp_path / "g.h5", backbone=tiny_backbone(), ids=keys, classes=split, progress=False)
-    assert result.missing == {} and sorted(_contents(tmp_path / "g.h5")) == ["n00000002", "n00000003"]
+    assert result.missing == {} and sorted(store_contents(tmp_path / "g.h5")) == ["n00000002", "n00000003"]
     result = extract(tree, tmp_path / "h.h5", backbone=tiny_backbone(), classes=["n00000002", "n00000007"],
                      progress=False)
-    assert result.missing == {"n00000007": []} and list(_contents(tmp_path / "h.h5")) == ["n00000002"]
+    assert result.missing == {"n00000007": []} and list(store_contents(tmp_path / "h.h5")) == ["n00000002"]
     # verify with the same selection passes; without it, the store lacks classes.
     assert verify(tars, store, ids=urls, recompute=2, backbone=tiny_backbone()).ok
     assert not verify(tars, store, backbone=tiny_backbone()).ok
@@ -155,7 +143,7 @@ def test_source_without_images_is_an_error(tmp_path, capsys):
 
 def test_bad_archives_are_recorded_skips_and_the_store_stays_whole(tmp_path, tree):
     tars = synset_tars(tree, tmp_path / "tars")
-    good = _contents(extract(tars, tmp_path / "good.h5", backbone=tiny_backbone(), progress=False).store)
+    good = store_contents(extract(tars, tmp_path / "good.h5", backbone=tiny_backbone(), progress=False).store)
     # A truncated tar: the members before the cut are kept, the rest recorded.
     data = (tars / "n00000003.tar").read_bytes()
     (tars / "n00000003.tar").write_bytes(data[: len(data) // 2])
@@ -174,7 +162,7 @@ def test_bad_archives_are_recorded_skips_and_the_store_stays_whole(tmp_path, tre
     assert "climbs out" in reasons["n00000004.tar//etc/n00000004_2.jpg"]
     assert "not a recognised image" in reasons["n00000004.tar/n00000004_3.jpg"]
     assert "not a readable uncompressed tar" in reasons["n00000005.tar"]
-    contents = _contents(tmp_path / "f.h5")
+    contents = store_contents(tmp_path / "f.h5")
     assert contents["n00000004"][1].tolist() == [4]
     assert 0 < len(contents["n00000003"][1]) < 5
     kept = contents["n00000003"][1].tolist()
@@ -207,7 +195,7 @@ def test_bad_webdataset_samples(tmp_path, tree):
     assert "climbs out" in reasons["shard-0001.tar/../n00000004_5.jpg"]
     assert "duplicate image n00000001_3" in reasons["shard-0001.tar/n00000001_3.jpg"]
     assert "key is not <wnid>_<id>" in reasons["shard-0001.tar/photo7"]
-    contents = _contents(tmp_path / "f.h5")
+    contents = store_contents(tmp_path / "f.h5")
     assert contents["n00000004"][1].tolist() == [6] and len(contents["n00000001"][1]) == 3
     # An integer cls must name one class everywhere.
     timm_style = webdataset_shards(tree, tmp_path / "timm", per_shard=20, json_only=True)
@@ -230,8 +218,8 @@ def test_resumed_run_equals_a_clean_run_even_with_a_batch_dependent_model(tmp_pa
     assert partial.extracted_classes == 1
     resumed = extract(shards, tmp_path / "f.h5", backbone=batch_dependent_backbone(), batch_size=3, progress=False)
     assert (resumed.already_done, resumed.extracted_classes) == (1, 2)
-    _assert_same_store(tmp_path / "f.h5", tmp_path / "clean.h5")
+    assert_same_store(tmp_path / "f.h5", tmp_path / "clean.h5")
     # The model is batch-dependent indeed: other batches give other numbers.
     other = extract(shards, tmp_path / "other.h5", backbone=batch_dependent_backbone(), batch_size=2, progress=False)
     assert other.images == 10
-    assert not np.array_equal(_contents(tmp_path / "other.h5")["n00000001"][0], _contents(tmp_path / "clean.h5")["n00000001"][0])
+    assert not np.array_equal(store_contents(tmp_path / "other.h5")["n00000001"][0], store_contents(tmp_path / "clean.h5")["n00000001"][0])
