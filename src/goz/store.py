@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import h5py
 import numpy as np
@@ -122,6 +122,39 @@ class FeatureStore:
     # -- per-class access ----------------------------------------------------------------------
     def _dataset_shape(self, wnid: str) -> tuple[int, int]:
         """Validates the class's structure (not its values) and returns (N, D)."""
+        return self._open_class(wnid)[2:]
+
+    def _open_class(self, wnid: str) -> tuple[h5py.h5d.DatasetID, h5py.h5d.DatasetID, int, int]:
+        """The class's features and ids as low-level HDF5 datasets, and (N, D), its structure checked.
+
+        h5py's high-level objects cost about a millisecond a class, which ImageNet-21K's 21,000 classes turn
+        into the cost of reading the values; the low-level calls cost a fifth of it. A class that fails a
+        check is handed to `_raise_class_problem`, whose errors name the problem.
+        """
+        where = f"{self.path}: class {wnid}"
+        try:
+            features = h5py.h5d.open(self._features.id, wnid.encode())
+            ids = h5py.h5d.open(self._ids.id, wnid.encode())
+            # Each property is an HDF5 query: asked once.
+            shape, dtype, ids_shape, ids_dtype = features.shape, features.dtype, ids.shape, ids.dtype
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+            features = None
+        if features is None or len(shape) != 2 or dtype.kind != "f" or len(ids_shape) != 1 \
+                or ids_dtype.kind not in "iu" or ids_shape[0] != shape[0] \
+                or (self._dim is not None and shape[1] != self._dim):
+            self._raise_class_problem(wnid)
+        if wnid not in self._stored:
+            with _reading(where):  # the file each dataset lives in (an external link points into another one)
+                _check_stored(features, h5py.h5i.get_file_id(features).get_filesize(), f"{where}: features",
+                              shape, dtype)
+                _check_stored(ids, h5py.h5i.get_file_id(ids).get_filesize(), f"{where}: ids", ids_shape, ids_dtype)
+            self._stored.add(wnid)
+        if self._dim is None:
+            self._dim = shape[1]
+        return features, ids, shape[0], shape[1]
+
+    def _raise_class_problem(self, wnid: str) -> NoReturn:
+        """The StoreError that says what is wrong with a class `_open_class` refused."""
         if wnid not in self._features:
             raise StoreError(f"{self.path}: no class {wnid}")
         where = f"{self.path}: class {wnid}"
@@ -141,45 +174,7 @@ class FeatureStore:
             raise StoreError(f"{where}: {features.shape[0]} feature rows but {ids.shape[0]} ids")
         if self._dim is not None and features.shape[1] != self._dim:
             raise StoreError(f"{where}: dimension {features.shape[1]} differs from the store's {self._dim}")
-        if self._dim is None:
-            self._dim = features.shape[1]
-        if wnid not in self._stored:
-            with _reading(where):
-                # the file each dataset lives in (an external link points into another one)
-                _check_stored(features.id, features.file.id.get_filesize(), f"{where}: features")
-                _check_stored(ids.id, ids.file.id.get_filesize(), f"{where}: ids")
-            self._stored.add(wnid)
-        return features.shape
-
-    def _open_class(self, wnid: str) -> tuple[h5py.h5d.DatasetID, h5py.h5d.DatasetID, int, int]:
-        """The class's features and ids as low-level HDF5 datasets, and (N, D), with `_dataset_shape`'s checks.
-
-        h5py's high-level objects cost about a millisecond a class, which ImageNet-21K's 21,000 classes turn
-        into the cost of reading the values; the low-level calls cost a fifth of it. Anything unusual is
-        handed to `_dataset_shape`, whose errors name the problem.
-        """
-        where = f"{self.path}: class {wnid}"
-        try:
-            features = h5py.h5d.open(self._features.id, wnid.encode())
-            ids = h5py.h5d.open(self._ids.id, wnid.encode())
-            # Each property is an HDF5 query: asked once.
-            shape, dtype, ids_shape, ids_dtype = features.shape, features.dtype, ids.shape, ids.dtype
-        except (KeyError, ValueError, TypeError, OSError, RuntimeError):
-            features = None
-        if features is None or len(shape) != 2 or dtype.kind != "f" or len(ids_shape) != 1 \
-                or ids_dtype.kind not in "iu" or ids_shape[0] != shape[0] \
-                or (self._dim is not None and shape[1] != self._dim):
-            self._dataset_shape(wnid)   # raises the clear error
-            raise StoreError(f"{where}: unreadable class (features or ids are not plain datasets)")
-        if wnid not in self._stored:
-            with _reading(where):  # the file each dataset lives in (an external link points into another one)
-                _check_stored(features, h5py.h5i.get_file_id(features).get_filesize(), f"{where}: features",
-                              shape, dtype)
-                _check_stored(ids, h5py.h5i.get_file_id(ids).get_filesize(), f"{where}: ids", ids_shape, ids_dtype)
-            self._stored.add(wnid)
-        if self._dim is None:
-            self._dim = shape[1]
-        return features, ids, shape[0], shape[1]
+        raise StoreError(f"{where}: unreadable class (features or ids are not plain datasets)")
 
     def count(self, wnid: str) -> int:
         return self._dataset_shape(wnid)[0]
@@ -399,16 +394,14 @@ class FeatureStore:
         }
 
 
-def _check_stored(dataset: h5py.h5d.DatasetID, file_size: int, where: str, shape: tuple | None = None,
-                  dtype: np.dtype | None = None) -> None:
+def _check_stored(dataset: h5py.h5d.DatasetID, file_size: int, where: str, shape: tuple, dtype: np.dtype) -> None:
     """Refuses a dataset whose declared size the file does not hold (before anything reads it whole).
 
     HDF5 reads a chunk never written, or a contiguous dataset never allocated, as its fill value:
     a 10 GB class of a few KB file would be read (and hashed) as 10 GB of zeros. Low-level calls
-    only (`dataset` is an `h5py.Dataset`'s `.id`): this runs once for each of thousands of classes.
+    only (`dataset` is an `h5py.Dataset`'s `.id`, `shape` and `dtype` its own, asked once by the caller):
+    this runs once for each of thousands of classes.
     """
-    shape = dataset.shape if shape is None else shape
-    dtype = dataset.dtype if dtype is None else dtype
     declared = math.prod(shape) * dtype.itemsize
     if declared == 0:
         return
